@@ -1,0 +1,2 @@
+import FleetImagesCore
+print(FleetImages.version)

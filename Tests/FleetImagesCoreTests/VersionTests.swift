@@ -1,0 +1,3 @@
+import Testing
+@testable import FleetImagesCore
+@Test func versionIsSet() { #expect(!FleetImages.version.isEmpty) }
