@@ -1,0 +1,148 @@
+/// A fleet manifest (`fleet.json`, format 1) as read and checked for shape: every value has the
+/// right type and form. Whether files exist, secrets resolve and certificates are valid is
+/// checked afterwards by ``ManifestChecker``, and the per-site images it means are produced by
+/// ``Expansion``.
+public struct Manifest: Sendable {
+    /// Absolute path of the manifest file.
+    public var filePath: String
+    /// Absolute path of the folder holding the manifest; every relative path is relative to it.
+    public var directory: String
+    public var fleet: String
+    public var baseImage: BaseImageSpec
+    public var builder: BuilderSpec
+    public var output: OutputSpec
+    public var signing: SigningSpec
+    public var allowInlinePSK: Bool
+    public var defaults: SiteSettings
+    public var sites: [SiteEntry]
+    /// Matrix axes sorted by name, which fixes the order of variant ids.
+    public var matrix: [MatrixAxis]
+}
+
+/// Where the base image comes from and how to find its partitions.
+public struct BaseImageSpec: Sendable {
+    public enum Source: Sendable, Equatable {
+        /// A path relative to the manifest folder.
+        case path(String)
+        /// An http(s) URL.
+        case url(String)
+    }
+
+    public var source: Source
+    /// Lower-case hex SHA-256 of the file `source` names (the archive, when compressed).
+    public var sha256: String?
+    public var checksumURL: String?
+    public var arch: String
+    /// Partition numbers (1-based); nil means "find by type".
+    public var bootPartition: Int?
+    public var rootPartition: Int?
+    /// Where the boot partition is mounted on the device; destinations under it go to the FAT partition.
+    public var bootMount: String
+}
+
+public enum BuilderKind: String, Sendable, CaseIterable, Codable {
+    case inject
+    case packerDocker = "packer-docker"
+}
+
+public struct BuilderSpec: Sendable {
+    public enum PackerMode: String, Sendable, CaseIterable {
+        case perVariant = "per-variant"
+        case base
+    }
+
+    public static let defaultDockerArgs = ["--privileged", "-v", "/dev:/dev"]
+
+    public var kind: BuilderKind
+    public var timeoutSeconds: Int
+    public var image: String?
+    public var template: String?
+    public var dockerArgs: [String]
+    public var packerMode: PackerMode
+}
+
+public struct OutputSpec: Sendable {
+    public var directory: String
+    public var group: String?
+}
+
+public struct SigningSpec: Sendable {
+    public enum Passphrase: Sendable, Equatable {
+        case environment(String)
+        case file(String)
+    }
+
+    public var privateKey: Located<String>
+    public var publicKey: Located<String>
+    public var passphrase: Located<Passphrase>?
+    public var rsaPadding: String
+}
+
+/// Where a Wi-Fi passphrase comes from. The manifest names a source; the value itself is read
+/// only when needed and never printed.
+public enum PSKSource: Sendable, Equatable {
+    case environment(String)
+    case file(String)
+    case inline(Secret)
+}
+
+/// A file the manifest puts into images.
+public struct FileEntry: Sendable, Equatable {
+    public var source: String
+    public var destination: String
+    public var mode: UInt32
+    public var uid: UInt32
+    public var gid: UInt32
+    /// True when `owner` or `mode` was written in the manifest (a boot-partition file cannot have an owner).
+    public var ownerGiven: Bool
+    public var path: JSONPath
+}
+
+public struct IoTSettings: Sendable {
+    public var dataEndpoint: Located<String>?
+    public var credentialEndpoint: Located<String>?
+    public var roleAlias: Located<String>?
+    public var provisioningTemplate: Located<String>?
+}
+
+public struct ClaimSettings: Sendable {
+    public var certificate: Located<String>?
+    public var privateKey: Located<String>?
+}
+
+public struct WifiSettings: Sendable {
+    public var ssid: Located<String>?
+    public var country: Located<String>?
+    public var psk: Located<PSKSource>?
+    public var hidden: Located<Bool>?
+}
+
+/// The settings a site can have; the same shape appears in `defaults`, in each site and in a
+/// matrix value's `set`. Every field is optional here: precedence fills them in.
+public struct SiteSettings: Sendable {
+    public var region: Located<String>?
+    public var iot = IoTSettings()
+    public var claim = ClaimSettings()
+    public var wifi = WifiSettings()
+    public var hostname: Located<String>?
+    public var files: [FileEntry] = []
+
+    public init() {}
+}
+
+public struct SiteEntry: Sendable {
+    public var id: String
+    public var settings: SiteSettings
+    public var path: JSONPath
+}
+
+public struct MatrixAxis: Sendable {
+    public struct Value: Sendable {
+        public var value: String
+        public var settings: SiteSettings
+        public var path: JSONPath
+    }
+
+    public var name: String
+    public var values: [Value]
+}

@@ -1,0 +1,123 @@
+import Foundation
+
+/// Checks what the manifest refers to: files exist and stay inside the manifest's folder,
+/// secrets resolve and are well-formed, certificates parse, match their keys and are not
+/// expired. Runs after ``Expansion`` so that every check sees the merged values, and reports
+/// each problem once, at the path where the value was written.
+public struct ManifestChecker {
+    public var manifest: Manifest
+    public var environment: [String: String]
+    public var now: Date
+
+    public init(manifest: Manifest, environment: [String: String], now: Date = Date()) {
+        self.manifest = manifest
+        self.environment = environment
+        self.now = now
+    }
+
+    public func check(_ variants: [Variant]) -> [Diagnostic] {
+        var diagnostics = Diagnostics()
+        var checkedFiles = Set<String>()
+
+        func requireFile(_ relative: String, at path: JSONPath, what: String) -> Bool {
+            let key = relative + "\u{0}" + path.description
+            if checkedFiles.contains(key) { return true }
+            checkedFiles.insert(key)
+            let full = absolute(relative)
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: full, isDirectory: &isDirectory) else {
+                diagnostics.error(path, "\(what) \(relative) does not exist (looked in \(manifest.directory))")
+                return false
+            }
+            if isDirectory.boolValue {
+                diagnostics.error(path, "\(what) \(relative) is a folder; name a file")
+                return false
+            }
+            if let escape = escapesManifestFolder(full) {
+                diagnostics.error(path, "\(what) \(relative) resolves through a symbolic link to \(escape), outside the manifest's folder; copy the file in instead")
+                return false
+            }
+            guard FileManager.default.isReadableFile(atPath: full) else {
+                diagnostics.error(path, "\(what) \(relative) is not readable by this user; fix its permissions")
+                return false
+            }
+            return true
+        }
+
+        if case .path(let source) = manifest.baseImage.source {
+            _ = requireFile(source, at: JSONPath.root.key("base_image").key("source"), what: "base image")
+        }
+        if manifest.builder.kind == .packerDocker, let template = manifest.builder.template {
+            _ = requireFile(template, at: JSONPath.root.key("builder").key("template"), what: "Packer template")
+        }
+        checkSigning(&diagnostics, requireFile: requireFile)
+
+        var checkedPSK = Set<String>()
+        var checkedClaims = Set<String>()
+        for variant in variants {
+            let claimKey = variant.claim.certificate + "\u{0}" + variant.claim.privateKey
+            if checkedClaims.insert(claimKey).inserted {
+                let certOK = requireFile(variant.claim.certificate, at: variant.claim.certificatePath, what: "claim certificate")
+                let keyOK = requireFile(variant.claim.privateKey, at: variant.claim.privateKeyPath, what: "claim private key")
+                if keyOK { checkKeyPermissions(variant.claim.privateKey, at: variant.claim.privateKeyPath, &diagnostics) }
+                if certOK && keyOK {
+                    checkClaimCertificate(variant, &diagnostics)
+                }
+            }
+            if let wifi = variant.wifi, checkedPSK.insert(wifi.pskPath.description).inserted {
+                switch SecretResolver(manifest: manifest, environment: environment).passphrase(wifi.psk) {
+                case .success(let psk):
+                    if let problem = WifiRules.checkPassphrase(psk) { diagnostics.error(wifi.pskPath, problem) }
+                case .failure(let problem):
+                    diagnostics.error(wifi.pskPath, problem.description)
+                }
+            }
+            for file in variant.files {
+                _ = requireFile(file.source, at: file.path.key("source"), what: "file")
+            }
+            diagnostics.append(contentsOf: VariantContent.conflicts(of: variant, manifest: manifest))
+        }
+        // Report each problem once, in a stable order.
+        var seen = Set<Diagnostic>()
+        return diagnostics.items.filter { seen.insert($0).inserted }
+    }
+
+    func absolute(_ relative: String) -> String {
+        manifest.directory + "/" + relative
+    }
+
+    /// The real location of `path` when a symbolic link takes it outside the manifest folder.
+    func escapesManifestFolder(_ path: String) -> String? {
+        let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+        let root = URL(fileURLWithPath: manifest.directory).resolvingSymlinksInPath().path
+        return resolved == root || resolved.hasPrefix(root + "/") ? nil : resolved
+    }
+
+    func checkKeyPermissions(_ relative: String, at path: JSONPath, _ diagnostics: inout Diagnostics) {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: absolute(relative)),
+              let mode = (attributes[.posixPermissions] as? NSNumber)?.uint16Value else { return }
+        if mode & 0o004 != 0 {
+            diagnostics.warning(path, "private key \(relative) is readable by every user (mode \(String(mode, radix: 8))); run `chmod 600 \(relative)`")
+        }
+    }
+}
+
+/// The rules for Wi-Fi passphrases (IEEE 802.11i): 8–63 printable ASCII characters, or exactly 64 hex digits (a raw PSK).
+public enum WifiRules {
+    public static func checkPassphrase(_ secret: Secret) -> String? {
+        let bytes = secret.unsafeBytes
+        if bytes.count == 64 && bytes.allSatisfy({ Names.isDigit($0) || (97...102).contains($0) || (65...70).contains($0) }) {
+            return nil
+        }
+        if bytes.count == 64 {
+            return "a 64-character passphrase must be a raw key of 64 hex digits; a text passphrase has 8 to 63 characters"
+        }
+        guard (8...63).contains(bytes.count) else {
+            return "the passphrase has \(bytes.count) characters; a WPA passphrase has 8 to 63 (or is 64 hex digits)"
+        }
+        guard bytes.allSatisfy({ (32...126).contains($0) }) else {
+            return "the passphrase contains a character that is not printable ASCII; WPA passphrases are printable ASCII only"
+        }
+        return nil
+    }
+}

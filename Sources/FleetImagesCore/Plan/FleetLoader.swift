@@ -1,0 +1,38 @@
+import Foundation
+
+/// The front of the pipeline, shared by `validate`, `plan` and `build`: read the manifest, scan
+/// the overlays, expand, check. Every problem from every step is collected before anything is
+/// decided, so one run reports them all.
+public enum FleetLoader {
+    public struct Outcome: Sendable {
+        public var manifest: Manifest?
+        /// All variants, or those matching `--only`.
+        public var variants: [Variant]
+        public var diagnostics: [Diagnostic]
+        public var hasErrors: Bool { diagnostics.contains { $0.severity == .error } }
+    }
+
+    public static func load(manifestPath: String, environment: [String: String], only: String? = nil, now: Date = Date()) -> Outcome {
+        let (manifest, readDiagnostics) = ManifestReader.read(path: manifestPath)
+        guard let manifest else { return Outcome(manifest: nil, variants: [], diagnostics: readDiagnostics) }
+        let (overlays, overlayDiagnostics) = Overlay.scan(manifest: manifest)
+        let (variants, expansionDiagnostics) = Expansion.expand(manifest, overlays: overlays)
+        var selected = variants
+        var diagnostics = readDiagnostics + overlayDiagnostics + expansionDiagnostics
+        if let only {
+            selected = variants.filter { Glob.matches(only, $0.id) }
+            if selected.isEmpty && !variants.isEmpty {
+                diagnostics.append(Diagnostic(.error, at: "--only", "\"\(only)\" matches none of the \(variants.count) variants (e.g. \(variants.prefix(3).map(\.id).joined(separator: ", ")))"))
+            }
+        }
+        diagnostics += ManifestChecker(manifest: manifest, environment: environment, now: now).check(selected)
+        return Outcome(manifest: manifest, variants: selected, diagnostics: diagnostics)
+    }
+}
+
+/// Shell-style wildcards (`*`, `?`, `[…]`) as `--only` and `--site` take them.
+public enum Glob {
+    public static func matches(_ pattern: String, _ text: String) -> Bool {
+        fnmatch(pattern, text, 0) == 0
+    }
+}

@@ -1,0 +1,140 @@
+import Foundation
+
+/// `plan` output: human text and a stable JSON shape for scripts. Never a secret: secret
+/// inputs appear as HMAC digests only.
+///
+/// JSON shape (format 1):
+/// ```
+/// {"format": 1, "fleet": "demo", "manifest": "/abs/fleet.json", "tool_version": "0.1.0",
+///  "builder": "inject", "base_image": {"source": "...", "digest": "sha256:..."},
+///  "variants": [{"id": "zrh-lab", "site": "zrh-lab", "matrix": {"board": "pi4"},
+///     "region": "eu-central-1", "wifi_ssid": "ZRH-Lab" | null, "wifi_country": "CH" | null,
+///     "hostname": "zrh-lab", "inputs_digest": "<64 hex>", "decision": "build" | "up-to-date" | null,
+///     "files": [{"destination": "/home/pi/claim.pem.crt", "partition": "root", "mode": "0644",
+///                "owner": "1000:1000", "source": "certs/zrh-lab/claim.pem.crt",
+///                "digest": "sha256:..." | "hmac-sha256:..." | null}]}]}
+/// ```
+public enum PlanReport {
+    public struct Document: Codable, Sendable {
+        public var format = 1
+        public var fleet: String
+        public var manifest: String
+        public var toolVersion: String
+        public var builder: String
+        public var baseImage: Base
+        public var variants: [VariantEntry]
+
+        enum CodingKeys: String, CodingKey {
+            case format, fleet, manifest, builder, variants
+            case toolVersion = "tool_version"
+            case baseImage = "base_image"
+        }
+    }
+
+    public struct Base: Codable, Sendable {
+        public var source: String
+        public var digest: String
+    }
+
+    public struct VariantEntry: Codable, Sendable {
+        public var id: String
+        public var site: String
+        public var matrix: [String: String]
+        public var region: String
+        public var wifiSSID: String?
+        public var wifiCountry: String?
+        public var hostname: String
+        public var inputsDigest: String
+        public var decision: String?
+        public var files: [FileEntryJSON]
+
+        enum CodingKeys: String, CodingKey {
+            case id, site, matrix, region, hostname, decision, files
+            case wifiSSID = "wifi_ssid"
+            case wifiCountry = "wifi_country"
+            case inputsDigest = "inputs_digest"
+        }
+    }
+
+    public struct FileEntryJSON: Codable, Sendable {
+        public var destination: String
+        public var partition: String
+        public var mode: String
+        public var owner: String
+        public var source: String
+        public var digest: String?
+    }
+
+    /// - Parameter decisions: per variant id, `build` or `up-to-date`, when the state is known.
+    public static func document(_ plan: Plan, decisions: [String: String] = [:]) -> Document {
+        let manifest = plan.manifest
+        let source: String = switch manifest.baseImage.source {
+        case .path(let path): path
+        case .url(let url): url
+        }
+        return Document(
+            fleet: manifest.fleet, manifest: manifest.filePath, toolVersion: FleetImagesVersion.current,
+            builder: manifest.builder.kind.rawValue, baseImage: Base(source: source, digest: plan.baseImageDigest),
+            variants: plan.variants.map { planned in
+                let v = planned.variant
+                var digests: [String: InputDigest] = [:]
+                for input in planned.inputs { digests[input.name] = input }
+                return VariantEntry(
+                    id: v.id, site: v.site, matrix: Dictionary(uniqueKeysWithValues: v.axes.map { ($0.axis, $0.value) }),
+                    region: v.region, wifiSSID: v.wifi?.ssid, wifiCountry: v.wifi?.country, hostname: v.hostname,
+                    inputsDigest: planned.inputsDigest, decision: decisions[v.id],
+                    files: planned.items.map { item in
+                        let (sourceText, key) = describe(item.source)
+                        let digest = key.flatMap { digests[$0] }.map { "\($0.algorithm):\($0.digest)" }
+                        return FileEntryJSON(destination: item.destination, partition: item.partition.rawValue,
+                                             mode: octal(item.mode), owner: "\(item.uid):\(item.gid)", source: sourceText, digest: digest)
+                    })
+            })
+    }
+
+    public static func json(_ plan: Plan, decisions: [String: String] = [:]) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(document(plan, decisions: decisions)), as: UTF8.self)
+    }
+
+    public static func text(_ plan: Plan, decisions: [String: String] = [:]) -> String {
+        let doc = document(plan, decisions: decisions)
+        var lines: [String] = []
+        lines.append("fleet \(doc.fleet): \(doc.variants.count) variant\(doc.variants.count == 1 ? "" : "s"), builder \(doc.builder), base \(doc.baseImage.source) (\(doc.baseImage.digest))")
+        for v in doc.variants {
+            lines.append("")
+            var header = "\(v.id)"
+            if let decision = v.decision { header += "  [\(decision)]" }
+            lines.append(header)
+            var facts = ["site \(v.site)"]
+            if !v.matrix.isEmpty { facts.append(v.matrix.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")) }
+            facts.append("region \(v.region)")
+            facts.append("hostname \(v.hostname)")
+            if let ssid = v.wifiSSID { facts.append("wifi \"\(ssid)\" (\(v.wifiCountry ?? ""))") } else { facts.append("no wifi") }
+            lines.append("  " + facts.joined(separator: ", "))
+            lines.append("  inputs \(v.inputsDigest)")
+            let width = v.files.map(\.destination.count).max() ?? 0
+            for file in v.files {
+                let pad = String(repeating: " ", count: width - file.destination.count)
+                lines.append("  \(file.destination)\(pad)  \(file.partition.padding(toLength: 4, withPad: " ", startingAt: 0)) \(file.mode) \(file.owner.padding(toLength: 9, withPad: " ", startingAt: 0)) ← \(file.source)")
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// The text shown for a content source, and the input name its digest is filed under.
+    static func describe(_ source: ContentItem.Source) -> (String, String?) {
+        switch source {
+        case .file(let path, _): (path, path)
+        case .generated(let name, _, let secret): ("generated \(name)\(secret ? " (holds a secret)" : "")", name)
+        case .hostsEntry(let hostname): ("edit: 127.0.1.1 line → \(hostname)", nil)
+        case .kernelParameter(let key, let value): ("edit: \(key)=\(value)", nil)
+        }
+    }
+
+    static func octal(_ mode: UInt32) -> String {
+        let text = String(mode, radix: 8)
+        return String(repeating: "0", count: max(0, 4 - text.count)) + text
+    }
+}

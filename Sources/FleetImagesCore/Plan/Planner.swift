@@ -1,0 +1,193 @@
+import Foundation
+
+/// One input of a variant with its digest. Secret-bearing inputs (private keys, Wi-Fi keyfiles)
+/// get an HMAC-SHA-256 under the state's local key instead of a plain SHA-256: a plain digest of a
+/// passphrase can be brute-forced from a stolen database or a published plan.
+public struct InputDigest: Sendable, Codable, Equatable {
+    public var role: String
+    public var name: String
+    /// `sha256` or `hmac-sha256`.
+    public var algorithm: String
+    public var digest: String
+}
+
+/// A variant ready to build: what goes into its image and the digest of everything it depends on.
+public struct PlannedVariant: Sendable {
+    public var variant: Variant
+    public var items: [ContentItem]
+    public var inputs: [InputDigest]
+    /// SHA-256 over the canonical description of the variant, its inputs' digests, the base
+    /// image, the builder and the tool version. Equal digests mean an identical image.
+    public var inputsDigest: String
+}
+
+/// The expanded fleet with every variant's inputs digest: what `plan` prints and `build` runs.
+public struct Plan: Sendable {
+    public var manifest: Manifest
+    public var variants: [PlannedVariant]
+    public var baseImageDigest: String
+}
+
+public struct Planner {
+    public var manifest: Manifest
+    public var environment: [String: String]
+    /// The state's local HMAC key (see ``StateSecretKey``).
+    public var secretKey: [UInt8]
+
+    public init(manifest: Manifest, environment: [String: String], secretKey: [UInt8]) {
+        self.manifest = manifest
+        self.environment = environment
+        self.secretKey = secretKey
+    }
+
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Plans `variants` (already checked by ``ManifestChecker``).
+    public func plan(_ variants: [Variant]) throws -> Plan {
+        var fileDigests: [String: String] = [:]
+        var keyedDigests: [String: String] = [:]
+        let resolver = SecretResolver(manifest: manifest, environment: environment)
+        let base = baseImageIdentity()
+        let builder = builderIdentity()
+        var planned: [PlannedVariant] = []
+        planned.reserveCapacity(variants.count)
+
+        for variant in variants {
+            var psk: Secret?
+            if let wifi = variant.wifi {
+                switch resolver.passphrase(wifi.psk) {
+                case .success(let value): psk = value
+                case .failure(let problem): throw Failure(description: "\(wifi.pskPath): \(problem)")
+                }
+            }
+            let items = VariantContent.items(for: variant, manifest: manifest, psk: psk)
+            var inputs: [InputDigest] = []
+            var described: [CanonicalItem] = []
+            for item in items {
+                var digest: InputDigest?
+                switch item.source {
+                case .file(let relative, let secret):
+                    let role = item.destination == VariantContent.claimCertificatePath ? "claim-certificate"
+                        : item.destination == VariantContent.claimKeyPath ? "claim-private-key" : "file"
+                    if secret {
+                        let value = try keyedDigests[relative] ?? hmacOfFile(relative)
+                        keyedDigests[relative] = value
+                        digest = InputDigest(role: role, name: relative, algorithm: "hmac-sha256", digest: value)
+                    } else {
+                        let value = try fileDigests[relative] ?? sha256OfFile(relative)
+                        fileDigests[relative] = value
+                        digest = InputDigest(role: role, name: relative, algorithm: "sha256", digest: value)
+                    }
+                case .generated(let name, let bytes, let secret):
+                    digest = secret
+                        ? InputDigest(role: "generated-secret", name: name, algorithm: "hmac-sha256", digest: Digest.hmacSHA256Hex(key: secretKey, message: bytes))
+                        : InputDigest(role: "generated", name: name, algorithm: "sha256", digest: Digest.sha256Hex(bytes))
+                case .hostsEntry, .kernelParameter:
+                    digest = nil
+                }
+                if let digest { inputs.append(digest) }
+                described.append(CanonicalItem(item, digest: digest?.digest))
+            }
+            let canonical = CanonicalVariant(
+                tool: FleetImagesVersion.current, fleet: manifest.fleet, base: base, builder: builder,
+                id: variant.id, site: variant.site, axes: variant.axes, region: variant.region,
+                iot: [variant.iot.dataEndpoint, variant.iot.credentialEndpoint, variant.iot.roleAlias, variant.iot.provisioningTemplate],
+                wifi: variant.wifi.map { [$0.ssid, $0.country, $0.hidden ? "hidden" : "visible"] }, hostname: variant.hostname,
+                items: described)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            let bytes = try encoder.encode(canonical)
+            planned.append(PlannedVariant(variant: variant, items: items, inputs: inputs, inputsDigest: Digest.sha256Hex(Array(bytes))))
+        }
+        return Plan(manifest: manifest, variants: planned, baseImageDigest: base.digest)
+    }
+
+    func sha256OfFile(_ relative: String) throws -> String {
+        do { return try Digest.sha256Hex(fileAt: manifest.directory + "/" + relative) } catch {
+            throw Failure(description: "\(relative): \(error)")
+        }
+    }
+
+    func hmacOfFile(_ relative: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: manifest.directory + "/" + relative) else {
+            throw Failure(description: "\(relative): cannot read the file")
+        }
+        return Digest.hmacSHA256Hex(key: secretKey, message: Array(data))
+    }
+
+    struct BaseIdentity: Encodable {
+        var source: String
+        var digest: String
+        var arch: String
+        var boot: Int?
+        var root: Int?
+        var bootMount: String
+    }
+
+    func baseImageIdentity() -> BaseIdentity {
+        let spec = manifest.baseImage
+        let source: String
+        switch spec.source {
+        case .path(let path): source = path
+        case .url(let url): source = url
+        }
+        let digest = spec.sha256.map { "sha256:" + $0 } ?? "checksum-url:" + (spec.checksumURL ?? "")
+        return BaseIdentity(source: source, digest: digest, arch: spec.arch, boot: spec.bootPartition, root: spec.rootPartition, bootMount: spec.bootMount)
+    }
+
+    struct BuilderIdentity: Encodable {
+        var kind: String
+        var image: String?
+        var template: String?
+        var dockerArgs: [String]?
+        var mode: String?
+    }
+
+    func builderIdentity() -> BuilderIdentity {
+        let b = manifest.builder
+        guard b.kind == .packerDocker else { return BuilderIdentity(kind: b.kind.rawValue) }
+        return BuilderIdentity(kind: b.kind.rawValue, image: b.image, template: b.template, dockerArgs: b.dockerArgs, mode: b.packerMode.rawValue)
+    }
+
+    struct CanonicalItem: Encodable {
+        var destination: String
+        var partition: String
+        var mode: UInt32
+        var uid: UInt32
+        var gid: UInt32
+        var source: String
+        var digest: String?
+
+        init(_ item: ContentItem, digest: String?) {
+            destination = item.destination
+            partition = item.partition.rawValue
+            mode = item.mode
+            uid = item.uid
+            gid = item.gid
+            switch item.source {
+            case .file(let path, _): source = "file:" + path
+            case .generated(let name, _, _): source = "generated:" + name
+            case .hostsEntry(let hostname): source = "hosts:" + hostname
+            case .kernelParameter(let key, let value): source = "cmdline:\(key)=\(value)"
+            }
+            self.digest = digest
+        }
+    }
+
+    struct CanonicalVariant: Encodable {
+        var tool: String
+        var fleet: String
+        var base: BaseIdentity
+        var builder: BuilderIdentity
+        var id: String
+        var site: String
+        var axes: [Variant.AxisValue]
+        var region: String
+        var iot: [String]
+        var wifi: [String]?
+        var hostname: String
+        var items: [CanonicalItem]
+    }
+}

@@ -1,2 +1,0 @@
-import FleetImagesCore
-print(FleetImages.version)

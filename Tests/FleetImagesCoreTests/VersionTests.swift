@@ -1,3 +1,0 @@
-import Testing
-@testable import FleetImagesCore
-@Test func versionIsSet() { #expect(!FleetImages.version.isEmpty) }
