@@ -385,7 +385,11 @@ public enum ManifestReader {
             if !allowInlinePSK {
                 diagnostics.error(path, "an inline passphrase ends up in version control; use \"psk_env\" or \"psk_file\" (or set \"allow_inline_psk\": true at the top level)")
             } else if case .string(let text) = inline {
-                sources.append(Located(.inline(Secret(text)), at: path))
+                if let problem = WifiRules.checkPassphrase(Secret(text)) {
+                    diagnostics.error(path, problem)
+                } else {
+                    sources.append(Located(.inline(Secret(text)), at: path))
+                }
             } else {
                 diagnostics.error(path, "expected a string, found \(inline.typeName)")
             }

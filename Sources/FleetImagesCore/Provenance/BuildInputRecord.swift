@@ -1,0 +1,97 @@
+import Foundation
+import GRDB
+
+/// One input of a build (a file, a secret, the base image, the builder image) and its digest:
+/// a row of the `buildInput` table.
+///
+/// Secret-bearing inputs (Wi-Fi passphrase, claim private key, signing passphrase) are recorded
+/// with ``DigestKind/hmacSHA256`` under the local ``StateSecretKey``: a plain SHA-256 of a
+/// passphrase can be brute-forced from a stolen database; a keyed digest cannot without the key.
+public struct BuildInputRecord: Codable, Sendable, Hashable, FetchableRecord, MutablePersistableRecord {
+    public static let databaseTableName = "buildInput"
+
+    /// Nil until inserted.
+    public var id: Int64?
+    public var buildID: Int64
+    public var role: BuildInputRole
+    /// A repository-relative path, an environment variable reference (`env:NAME`), or an image reference.
+    public var name: String
+    /// Lowercase hex.
+    public var digest: String
+    public var digestKind: DigestKind
+    /// Where the input came from when it was downloaded (the base image).
+    public var url: String?
+    /// For a certificate: SHA-256 fingerprint of its DER encoding, lowercase hex.
+    public var certFingerprint: String?
+    /// For a certificate: its subject, RFC 2253.
+    public var certSubject: String?
+    /// For a certificate: its expiry.
+    public var certNotAfter: Date?
+
+    public init(
+        id: Int64? = nil, buildID: Int64, role: BuildInputRole, name: String, digest: String,
+        digestKind: DigestKind, url: String? = nil, certFingerprint: String? = nil,
+        certSubject: String? = nil, certNotAfter: Date? = nil
+    ) {
+        self.id = id
+        self.buildID = buildID
+        self.role = role
+        self.name = name
+        self.digest = digest
+        self.digestKind = digestKind
+        self.url = url
+        self.certFingerprint = certFingerprint
+        self.certSubject = certSubject
+        self.certNotAfter = certNotAfter
+    }
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) {
+        id = inserted.rowID
+    }
+
+    public enum Columns {
+        public static let id = Column(CodingKeys.id)
+        public static let buildID = Column(CodingKeys.buildID)
+        public static let role = Column(CodingKeys.role)
+        public static let name = Column(CodingKeys.name)
+        public static let digestKind = Column(CodingKeys.digestKind)
+    }
+}
+
+/// How an input's digest was computed.
+public enum DigestKind: String, Codable, Sendable, CaseIterable, DatabaseValueConvertible {
+    /// Plain SHA-256 of the content: for anything that is not a secret.
+    case sha256
+    /// HMAC-SHA-256 of the content under the local ``StateSecretKey``: for secrets.
+    case hmacSHA256 = "hmac-sha256"
+}
+
+/// What an input is for. An open set: the well-known roles are constants; any other string is kept as is.
+public struct BuildInputRole: RawRepresentable, Codable, Sendable, Hashable, Comparable,
+    ExpressibleByStringLiteral, DatabaseValueConvertible, CustomStringConvertible
+{
+    public var rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+    public init(_ rawValue: String) { self.rawValue = rawValue }
+    public init(stringLiteral value: String) { self.rawValue = value }
+    public var description: String { rawValue }
+    public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }
+
+    public init(from decoder: any Decoder) throws {
+        rawValue = try decoder.singleValueContainer().decode(String.self)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(rawValue)
+    }
+
+    public static let claimCertificate: Self = "claim-certificate"
+    public static let claimPrivateKey: Self = "claim-private-key"
+    public static let wifiPSK: Self = "wifi-psk"
+    public static let baseImage: Self = "base-image"
+    public static let builderImage: Self = "builder-image"
+    public static let template: Self = "template"
+    public static let file: Self = "file"
+    public static let manifest: Self = "manifest"
+}

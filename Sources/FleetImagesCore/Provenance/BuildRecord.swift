@@ -1,0 +1,124 @@
+import Foundation
+import GRDB
+
+/// One attempt at one variant within a run: a row of the `build` table.
+///
+/// A variant found up to date also gets a row (status ``BuildStatus/upToDate``) that copies the
+/// artifact of the build it reuses (`reusedBuildID`), so "the latest build of every variant"
+/// always describes the image currently in the output folder.
+public struct BuildRecord: Codable, Sendable, Hashable, FetchableRecord, MutablePersistableRecord {
+    public static let databaseTableName = "build"
+
+    /// Nil until inserted.
+    public var id: Int64?
+    public var runID: Int64
+    public var variantID: String
+    public var site: String
+    /// The matrix axis values of the variant as a JSON object (axis → value, sorted keys); `{}` without a matrix.
+    public var matrixJSON: String
+    /// `inject` or `packer-docker`.
+    public var builder: String
+    /// The pinned builder image (`name@sha256:…`) for packer-docker.
+    public var builderImageDigest: String?
+    public var inputsDigest: String
+    public var startedAt: Date
+    public var finishedAt: Date?
+    public var status: BuildStatus
+    public var exitCode: Int32?
+    /// Why the build failed; never holds a secret (the caller's responsibility: builder errors name files, not contents).
+    public var errorMessage: String?
+    public var logPath: String?
+    public var artifactPath: String?
+    public var artifactSize: Int64?
+    public var artifactSHA256: String?
+    public var signaturePath: String?
+    public var signingKeyFingerprint: String?
+    /// The `<image>.intoto.json` file.
+    public var provenancePath: String?
+    /// For an up-to-date row: the build whose artifact was kept.
+    public var reusedBuildID: Int64?
+
+    public init(
+        id: Int64? = nil, runID: Int64, variantID: String, site: String, matrix: [String: String],
+        builder: String, builderImageDigest: String? = nil, inputsDigest: String, startedAt: Date,
+        finishedAt: Date? = nil, status: BuildStatus, exitCode: Int32? = nil, errorMessage: String? = nil,
+        logPath: String? = nil, artifactPath: String? = nil, artifactSize: Int64? = nil,
+        artifactSHA256: String? = nil, signaturePath: String? = nil, signingKeyFingerprint: String? = nil,
+        provenancePath: String? = nil, reusedBuildID: Int64? = nil
+    ) {
+        self.id = id
+        self.runID = runID
+        self.variantID = variantID
+        self.site = site
+        self.matrixJSON = Self.encodeMatrix(matrix)
+        self.builder = builder
+        self.builderImageDigest = builderImageDigest
+        self.inputsDigest = inputsDigest
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.status = status
+        self.exitCode = exitCode
+        self.errorMessage = errorMessage
+        self.logPath = logPath
+        self.artifactPath = artifactPath
+        self.artifactSize = artifactSize
+        self.artifactSHA256 = artifactSHA256
+        self.signaturePath = signaturePath
+        self.signingKeyFingerprint = signingKeyFingerprint
+        self.provenancePath = provenancePath
+        self.reusedBuildID = reusedBuildID
+    }
+
+    /// The matrix axis values (axis → value); empty without a matrix or if `matrixJSON` is not an object of strings.
+    public var matrix: [String: String] {
+        get { (try? JSONDecoder().decode([String: String].self, from: Data(matrixJSON.utf8))) ?? [:] }
+        set { matrixJSON = Self.encodeMatrix(newValue) }
+    }
+
+    /// Seconds from start to finish; nil while running.
+    public var duration: TimeInterval? {
+        finishedAt.map { $0.timeIntervalSince(startedAt) }
+    }
+
+    static func encodeMatrix(_ matrix: [String: String]) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        // Encoding a [String: String] cannot fail.
+        return (try? encoder.encode(matrix)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+
+    public mutating func didInsert(_ inserted: InsertionSuccess) {
+        id = inserted.rowID
+    }
+
+    public enum Columns {
+        public static let id = Column(CodingKeys.id)
+        public static let runID = Column(CodingKeys.runID)
+        public static let variantID = Column(CodingKeys.variantID)
+        public static let site = Column(CodingKeys.site)
+        public static let inputsDigest = Column(CodingKeys.inputsDigest)
+        public static let startedAt = Column(CodingKeys.startedAt)
+        public static let finishedAt = Column(CodingKeys.finishedAt)
+        public static let status = Column(CodingKeys.status)
+        public static let exitCode = Column(CodingKeys.exitCode)
+        public static let errorMessage = Column(CodingKeys.errorMessage)
+        public static let artifactPath = Column(CodingKeys.artifactPath)
+        public static let provenancePath = Column(CodingKeys.provenancePath)
+        public static let reusedBuildID = Column(CodingKeys.reusedBuildID)
+    }
+}
+
+/// The state of one variant build. Stored as its raw value; the `build.status` CHECK constraint lists them.
+public enum BuildStatus: String, Codable, Sendable, CaseIterable, DatabaseValueConvertible {
+    case running
+    case succeeded
+    case failed
+    case interrupted
+    /// The inputs digest matched an earlier successful build whose artifact was kept.
+    case upToDate = "up-to-date"
+    /// The artifact was deleted on purpose; the row stays as history.
+    case pruned
+
+    /// Statuses whose row describes an artifact that was produced (and may still exist).
+    public static let withArtifact: [BuildStatus] = [.succeeded, .upToDate]
+}

@@ -1,0 +1,77 @@
+import Foundation
+
+/// Locale-independent formatting shared by the reports and the provenance documents
+/// (UTC always, so output does not depend on the machine's time zone or language).
+enum ProvenanceFormat {
+    /// RFC 3339 / ISO 8601 in UTC with milliseconds: `2025-06-01T02:03:04.123Z`.
+    static func iso8601(_ date: Date) -> String {
+        let (fields, milliseconds) = utcFields(date)
+        return String(
+            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", fields.year, fields.month, fields.day,
+            fields.hour, fields.minute, fields.second, milliseconds)
+    }
+
+    /// `2025-06-01 02:03` (UTC), for tables.
+    static func minutes(_ date: Date) -> String {
+        let (fields, _) = utcFields(date)
+        return String(format: "%04d-%02d-%02d %02d:%02d", fields.year, fields.month, fields.day, fields.hour, fields.minute)
+    }
+
+    /// `2025-06-01 02:03:04 UTC`, for `show`.
+    static func seconds(_ date: Date) -> String {
+        let (fields, _) = utcFields(date)
+        return String(
+            format: "%04d-%02d-%02d %02d:%02d:%02d UTC", fields.year, fields.month, fields.day,
+            fields.hour, fields.minute, fields.second)
+    }
+
+    /// `850ms`, `42s`, `3m05s`, `2h03m`.
+    static func duration(_ seconds: TimeInterval) -> String {
+        let seconds = max(0, seconds)
+        if seconds < 1 { return "\(Int((seconds * 1000).rounded()))ms" }
+        let whole = Int(seconds.rounded())
+        if whole < 60 { return "\(whole)s" }
+        if whole < 3600 { return String(format: "%dm%02ds", whole / 60, whole % 60) }
+        return String(format: "%dh%02dm", whole / 3600, (whole % 3600) / 60)
+    }
+
+    /// Binary units with one decimal: `812 B`, `4.0 KiB`, `2.6 GiB`.
+    static func size(_ bytes: Int64) -> String {
+        if bytes < 1024 { return "\(bytes) B" }
+        let units = ["KiB", "MiB", "GiB", "TiB", "PiB"]
+        var value = Double(bytes) / 1024
+        var unit = 0
+        while value >= 1024, unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
+        return String(format: "%.1f %@", value, units[unit])
+    }
+
+    /// `2786918400` → `2,786,918,400`.
+    static func grouped(_ value: Int64) -> String {
+        let digits = String(value.magnitude)
+        var out = ""
+        for (index, character) in digits.enumerated() {
+            if index > 0, (digits.count - index) % 3 == 0 { out.append(",") }
+            out.append(character)
+        }
+        return (value < 0 ? "-" : "") + out
+    }
+
+    private struct Fields {
+        var year, month, day, hour, minute, second: Int32
+    }
+
+    private static func utcFields(_ date: Date) -> (Fields, Int32) {
+        let totalMilliseconds = (date.timeIntervalSince1970 * 1000).rounded()
+        var seconds = time_t((totalMilliseconds / 1000).rounded(.down))
+        let milliseconds = Int32(totalMilliseconds - Double(seconds) * 1000)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        let fields = Fields(
+            year: parts.tm_year + 1900, month: parts.tm_mon + 1, day: parts.tm_mday,
+            hour: parts.tm_hour, minute: parts.tm_min, second: parts.tm_sec)
+        return (fields, milliseconds)
+    }
+}

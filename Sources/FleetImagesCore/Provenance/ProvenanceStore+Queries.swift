@@ -1,0 +1,129 @@
+import Foundation
+import GRDB
+
+/// Reading: each call reads one consistent snapshot (WAL), never waiting for a writer.
+extension ProvenanceStore {
+    public func run(id: Int64) throws -> RunRecord? {
+        try read("reading run \(id)") { db in try RunRecord.fetchOne(db, key: id) }
+    }
+
+    /// The most recent runs, newest first.
+    public func runs(limit: Int = 20) throws -> [RunRecord] {
+        try read("listing runs") { db in
+            try RunRecord.order(RunRecord.Columns.id.desc).limit(limit).fetchAll(db)
+        }
+    }
+
+    public func build(id: Int64) throws -> BuildRecord? {
+        try read("reading build \(id)") { db in try BuildRecord.fetchOne(db, key: id) }
+    }
+
+    /// The inputs of a build, in the order they were recorded.
+    public func inputs(buildID: Int64) throws -> [BuildInputRecord] {
+        try read("reading the inputs of build \(buildID)") { db in
+            try BuildInputRecord
+                .filter(BuildInputRecord.Columns.buildID == buildID)
+                .order(BuildInputRecord.Columns.id)
+                .fetchAll(db)
+        }
+    }
+
+    /// The newest build of a variant, whatever its status.
+    public func latestBuild(variantID: String) throws -> BuildRecord? {
+        try read("reading the latest build of \(variantID)") { db in
+            try BuildRecord
+                .filter(BuildRecord.Columns.variantID == variantID)
+                .order(BuildRecord.Columns.id.desc)
+                .fetchOne(db)
+        }
+    }
+
+    /// The newest succeeded or up-to-date build of a variant with this inputs digest: the
+    /// incremental check's candidate. The caller still checks that its artifact exists.
+    public func latestSuccessfulBuild(variantID: String, inputsDigest: String) throws -> BuildRecord? {
+        try read("looking up an earlier build of \(variantID)") { db in
+            try BuildRecord
+                .filter(BuildRecord.Columns.variantID == variantID)
+                .filter(BuildRecord.Columns.inputsDigest == inputsDigest)
+                .filter(BuildStatus.withArtifact.contains(BuildRecord.Columns.status))
+                .order(BuildRecord.Columns.id.desc)
+                .fetchOne(db)
+        }
+    }
+
+    /// The newest build of each variant (of the given variants, or of all), ordered by variant id.
+    public func latestBuilds(variantIDs: [String]? = nil) throws -> [BuildRecord] {
+        try builds(filter: BuildFilter(scope: .latestPerVariant, variantIDs: variantIDs))
+    }
+
+    /// Builds matching `filter`: latest per variant ordered by variant id, or all history newest first.
+    public func builds(filter: BuildFilter, limit: Int? = nil) throws -> [BuildRecord] {
+        if let ids = filter.variantIDs, ids.isEmpty { return [] }
+        if let statuses = filter.statuses, statuses.isEmpty {
+            var unfiltered = filter
+            unfiltered.statuses = nil
+            return try builds(filter: unfiltered, limit: limit)
+        }
+        let (sql, arguments) = Self.buildsQuery(filter: filter, limit: limit)
+        return try read("listing builds") { db in
+            try BuildRecord.fetchAll(db, sql: sql, arguments: arguments)
+        }
+    }
+
+    /// The SQL behind ``builds(filter:limit:)``; internal so tests can `EXPLAIN QUERY PLAN` it.
+    static func buildsQuery(filter: BuildFilter, limit: Int?) -> (String, StatementArguments) {
+        // Conditions that choose the candidate rows (before "latest per variant").
+        var candidate: [String] = []
+        var candidateArguments = StatementArguments()
+        if let runID = filter.runID {
+            candidate.append("runID = ?")
+            candidateArguments += [runID]
+        }
+        if let ids = filter.variantIDs {
+            // One JSON array argument instead of one placeholder per id: no limit on the count.
+            candidate.append("variantID IN (SELECT value FROM json_each(?))")
+            candidateArguments += [Self.jsonArray(ids)]
+        }
+        if let since = filter.since {
+            candidate.append("(finishedAt >= ? OR (finishedAt IS NULL AND startedAt >= ?))")
+            candidateArguments += [since, since]
+        }
+        // Conditions on the chosen rows.
+        var chosen: [String] = []
+        var chosenArguments = StatementArguments()
+        if let statuses = filter.statuses, !statuses.isEmpty {
+            chosen.append("status IN (\(statuses.map { _ in "?" }.joined(separator: ", ")))")
+            chosenArguments += StatementArguments(statuses.map(\.rawValue))
+        }
+        if let glob = filter.siteGlob {
+            chosen.append("site GLOB ?")
+            chosenArguments += [glob]
+        }
+        func whereClause(_ conditions: [String]) -> String {
+            conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
+        }
+        var sql: String
+        var arguments: StatementArguments
+        switch filter.scope {
+        case .allHistory:
+            sql = "SELECT * FROM build" + whereClause(candidate + chosen) + " ORDER BY id DESC"
+            arguments = candidateArguments + chosenArguments
+        case .latestPerVariant:
+            sql = "SELECT * FROM build WHERE id IN (SELECT max(id) FROM build"
+                + whereClause(candidate) + " GROUP BY variantID)"
+                + chosen.map { " AND " + $0 }.joined()
+                + " ORDER BY variantID"
+            arguments = candidateArguments + chosenArguments
+        }
+        if let limit {
+            sql += " LIMIT ?"
+            arguments += [limit]
+        }
+        return (sql, arguments)
+    }
+
+    private static func jsonArray(_ strings: [String]) -> String {
+        let data = (try? JSONEncoder().encode(strings)) ?? Data("[]".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+}

@@ -1,0 +1,87 @@
+import GRDB
+
+extension ProvenanceStore {
+    /// The schema's history. A migration is never edited once shipped: change the schema by
+    /// appending a new named migration. Migrations speak SQL only (no record types), so they
+    /// keep meaning the same thing when the Swift code changes.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-runs-builds-inputs") { db in
+            try db.execute(sql: """
+                CREATE TABLE run (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    uuid TEXT NOT NULL UNIQUE,
+                    startedAt DATETIME NOT NULL,
+                    finishedAt DATETIME,
+                    status TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed', 'interrupted')),
+                    commandLine TEXT NOT NULL,
+                    manifestPath TEXT NOT NULL,
+                    manifestSHA256 TEXT NOT NULL,
+                    toolVersion TEXT NOT NULL,
+                    host TEXT NOT NULL,
+                    pid INTEGER NOT NULL,
+                    parallelism INTEGER NOT NULL,
+                    plannedCount INTEGER NOT NULL DEFAULT 0,
+                    builtCount INTEGER NOT NULL DEFAULT 0,
+                    upToDateCount INTEGER NOT NULL DEFAULT 0,
+                    failedCount INTEGER NOT NULL DEFAULT 0,
+                    skippedCount INTEGER NOT NULL DEFAULT 0
+                );
+                -- recovery looks for runs still marked running
+                CREATE INDEX run_on_status ON run(status);
+
+                CREATE TABLE build (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    runID INTEGER NOT NULL REFERENCES run(id) ON DELETE CASCADE,
+                    variantID TEXT NOT NULL,
+                    site TEXT NOT NULL,
+                    matrixJSON TEXT NOT NULL DEFAULT '{}',
+                    builder TEXT NOT NULL,
+                    builderImageDigest TEXT,
+                    inputsDigest TEXT NOT NULL,
+                    startedAt DATETIME NOT NULL,
+                    finishedAt DATETIME,
+                    status TEXT NOT NULL
+                        CHECK (status IN ('running', 'succeeded', 'failed', 'interrupted', 'up-to-date', 'pruned')),
+                    exitCode INTEGER,
+                    errorMessage TEXT,
+                    logPath TEXT,
+                    artifactPath TEXT,
+                    artifactSize INTEGER,
+                    artifactSHA256 TEXT,
+                    signaturePath TEXT,
+                    signingKeyFingerprint TEXT,
+                    provenancePath TEXT,
+                    reusedBuildID INTEGER REFERENCES build(id) ON DELETE SET NULL
+                );
+                -- latest build per variant: max(id) per variantID straight from this index
+                CREATE INDEX build_on_variantID_id ON build(variantID, id);
+                -- builds of one run; recovery of a run's running builds
+                CREATE INDEX build_on_runID ON build(runID);
+                -- --site GLOB: SQLite uses the index for the glob's literal prefix
+                CREATE INDEX build_on_site ON build(site);
+                -- --status (rows come out in id order, as the history wants them)
+                CREATE INDEX build_on_status ON build(status);
+                -- --since
+                CREATE INDEX build_on_finishedAt ON build(finishedAt);
+                -- reuse chains of up-to-date rows
+                CREATE INDEX build_on_reusedBuildID ON build(reusedBuildID) WHERE reusedBuildID IS NOT NULL;
+
+                CREATE TABLE buildInput (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    buildID INTEGER NOT NULL REFERENCES build(id) ON DELETE CASCADE,
+                    role TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    digest TEXT NOT NULL,
+                    digestKind TEXT NOT NULL CHECK (digestKind IN ('sha256', 'hmac-sha256')),
+                    url TEXT,
+                    certFingerprint TEXT,
+                    certSubject TEXT,
+                    certNotAfter DATETIME
+                );
+                CREATE INDEX buildInput_on_buildID ON buildInput(buildID);
+                """)
+        }
+        return migrator
+    }
+}

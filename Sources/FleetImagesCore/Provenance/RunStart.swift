@@ -1,0 +1,31 @@
+import Foundation
+
+/// What is known about a run when it starts; ``ProvenanceStore/beginRun(_:)`` records it.
+public struct RunStart: Sendable, Hashable {
+    public var startedAt: Date
+    /// Flags only, never a secret.
+    public var commandLine: String
+    public var manifestPath: String
+    public var manifestSHA256: String
+    public var toolVersion: String
+    public var host: String
+    public var pid: Int32
+    public var parallelism: Int
+    public var plannedCount: Int
+
+    public init(
+        startedAt: Date = Date(), commandLine: String, manifestPath: String, manifestSHA256: String,
+        toolVersion: String, host: String = ProcessInfo.processInfo.hostName,
+        pid: Int32 = ProcessInfo.processInfo.processIdentifier, parallelism: Int, plannedCount: Int
+    ) {
+        self.startedAt = startedAt
+        self.commandLine = commandLine
+        self.manifestPath = manifestPath
+        self.manifestSHA256 = manifestSHA256
+        self.toolVersion = toolVersion
+        self.host = host
+        self.pid = pid
+        self.parallelism = parallelism
+        self.plannedCount = plannedCount
+    }
+}

@@ -1,0 +1,158 @@
+import Foundation
+
+/// `fleet-images build`: expand, plan, decide what is up to date, build at most N variants at
+/// once, sign, record, place. One variant's failure does not stop the others (unless
+/// `failFast`); cancellation (SIGINT/SIGTERM in the CLI) stops launching, cancels running
+/// builders, and records the run and its unfinished builds as interrupted. Nothing reaches the
+/// output folder until it is complete, signed and recorded: each image is placed by one rename.
+public struct BuildRunner: Sendable {
+    public var options: BuildOptions
+    /// Makes the builder for a manifest; tests pass their own.
+    public var makeBuilder: @Sendable (Manifest) throws -> any ImageBuilder
+    public var events: @Sendable (BuildEvent) -> Void
+
+    public init(options: BuildOptions,
+                makeBuilder: (@Sendable (Manifest) throws -> any ImageBuilder)? = nil,
+                events: @escaping @Sendable (BuildEvent) -> Void = { _ in }) {
+        self.options = options
+        self.makeBuilder = makeBuilder ?? BuildRunner.defaultBuilder
+        self.events = events
+    }
+
+    public static func defaultBuilder(_ manifest: Manifest) throws -> any ImageBuilder {
+        switch manifest.builder.kind {
+        case .inject:
+            return InjectBuilder()
+        case .packerDocker:
+            throw BuildRunError.unavailable("the packer-docker builder is not available in this version of fleet-images; use \"type\": \"inject\"")
+        }
+    }
+
+    /// Runs the batch. Throws ``BuildRunError`` when the run cannot start; otherwise returns the
+    /// summary (also when interrupted: check its status).
+    public func run() async throws -> BuildSummary {
+        let started = Date()
+        let outcome = FleetLoader.load(manifestPath: options.manifestPath, environment: options.environment, only: options.only)
+        for warning in outcome.diagnostics where warning.severity == .warning { events(.note(warning.description)) }
+        guard let manifest = outcome.manifest, !outcome.hasErrors else {
+            throw BuildRunError.badInput(outcome.diagnostics.filter { $0.severity == .error }, nil)
+        }
+        // The manifest's bytes as read now: edits made during the run do not affect it.
+        let manifestDigest = (try? Digest.sha256Hex(fileAt: manifest.filePath)) ?? ""
+        let state = StateLocation(manifestDirectory: manifest.directory, override: options.statePath)
+        do { try state.create() } catch {
+            throw BuildRunError.failed("cannot create the state folder \(state.directory): \(error.localizedDescription)")
+        }
+        let builder: any ImageBuilder
+        do { builder = try makeBuilder(manifest) } catch let error as BuildRunError { throw error } catch {
+            throw BuildRunError.unavailable("\(error)")
+        }
+        if builder.kind == .inject {
+            do { try ToolAvailability.require([.debugfs, .mcopy]) } catch {
+                throw BuildRunError.unavailable("\(error)")
+            }
+        }
+
+        let lock: RunLock
+        do { lock = try await RunLock(path: state.lockPath, waitSeconds: options.waitLockSeconds) } catch {
+            throw BuildRunError.locked("\(error)")
+        }
+        defer { withExtendedLifetime(lock) {} }
+
+        let store: ProvenanceStore
+        let secretKey: [UInt8]
+        do {
+            store = try ProvenanceStore.open(at: state.databasePath)
+            secretKey = try StateSecretKey.loadOrCreate(inDirectory: state.directory)
+            let recovered = try store.recoverInterrupted(isProcessAlive: ProvenanceStore.processExists)
+            if recovered > 0 { events(.note("marked \(recovered) run\(recovered == 1 ? "" : "s") left running by a process that died as interrupted")) }
+        } catch {
+            throw BuildRunError.failed("\(error)")
+        }
+
+        let plan: Plan
+        do { plan = try Planner(manifest: manifest, environment: options.environment, secretKey: secretKey).plan(outcome.variants) } catch {
+            throw BuildRunError.badInput([], "\(error)")
+        }
+
+        // Decide: up to date means a recorded successful build with the same inputs digest whose
+        // image is still there with its recorded size. No image is re-hashed here.
+        var toBuild: [PlannedVariant] = []
+        var results: [String: VariantResult] = [:]
+        var reuse: [String: Int64] = [:]
+        for planned in plan.variants {
+            if !options.force, let previous = try? store.latestSuccessfulBuild(variantID: planned.variant.id, inputsDigest: planned.inputsDigest),
+               let path = previous.artifactPath, let size = previous.artifactSize, Self.fileSize(path) == UInt64(size), let id = previous.id {
+                results[planned.variant.id] = VariantResult(variant: planned.variant.id, status: .upToDate, image: path, sha256: previous.artifactSHA256, buildID: id)
+                reuse[planned.variant.id] = id
+            } else {
+                toBuild.append(planned)
+            }
+        }
+
+        if options.dryRun {
+            for planned in toBuild {
+                results[planned.variant.id] = VariantResult(variant: planned.variant.id, status: .wouldBuild)
+            }
+            return BuildSummary(runID: nil, status: .succeeded, variants: plan.variants.compactMap { results[$0.variant.id] },
+                                durationSeconds: Date().timeIntervalSince(started))
+        }
+
+        let runID: Int64
+        do {
+            runID = try store.beginRun(RunStart(commandLine: options.commandLine, manifestPath: manifest.filePath, manifestSHA256: manifestDigest,
+                                                toolVersion: FleetImagesVersion.current, parallelism: options.parallel, plannedCount: plan.variants.count))
+            for (variant, buildID) in reuse.sorted(by: { $0.key < $1.key }) {
+                _ = try store.recordUpToDate(runID: runID, reusing: buildID)
+                events(.finished(results[variant]!))
+            }
+        } catch {
+            throw BuildRunError.failed("\(error)")
+        }
+
+        var interrupted = false
+        if !toBuild.isEmpty {
+            let context: BuildContext
+            do {
+                context = try await prepare(manifest: manifest, state: state, store: store, runID: runID, builder: builder)
+            } catch is CancellationError {
+                interrupted = true
+                context = BuildContext.unavailable
+            } catch {
+                // Without a base image or signing key nothing can be built: every variant fails with the reason.
+                for planned in toBuild {
+                    let result = VariantResult(variant: planned.variant.id, status: .failed, error: "\(error)")
+                    results[planned.variant.id] = result
+                    events(.finished(result))
+                }
+                context = BuildContext.unavailable
+            }
+            if context.ready {
+                let built = await schedule(toBuild, context: context)
+                for result in built { results[result.variant] = result }
+                interrupted = Task.isCancelled || built.contains { $0.status == .interrupted }
+            }
+        }
+        if interrupted {
+            for planned in toBuild where results[planned.variant.id] == nil {
+                results[planned.variant.id] = VariantResult(variant: planned.variant.id, status: .interrupted, error: "not started: the run was interrupted")
+            }
+        }
+
+        let ordered = plan.variants.compactMap { results[$0.variant.id] }
+        let failed = ordered.contains { $0.status == .failed }
+        let status: BuildSummary.Status = interrupted ? .interrupted : failed ? .failed : .succeeded
+        try? store.finishRun(id: runID, status: interrupted ? .interrupted : failed ? .failed : .succeeded,
+                             counts: RunCounts(planned: plan.variants.count, built: ordered.filter { $0.status == .built }.count,
+                                               upToDate: ordered.filter { $0.status == .upToDate }.count,
+                                               failed: ordered.filter { $0.status == .failed }.count,
+                                               skipped: ordered.filter { $0.status == .skipped || $0.status == .interrupted }.count))
+        return BuildSummary(runID: runID, status: status, variants: ordered, durationSeconds: Date().timeIntervalSince(started))
+    }
+
+    static func fileSize(_ path: String) -> UInt64? {
+        var info = stat()
+        guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
+        return UInt64(info.st_size)
+    }
+}

@@ -1,0 +1,124 @@
+import ArgumentParser
+import FleetImagesCore
+import Foundation
+
+/// Options of the commands that read the provenance database.
+struct StateOptions: ParsableArguments {
+    @OptionGroup var manifestOptions: ManifestOptions
+    @Option(help: "State folder. Default: .fleet-images beside the manifest.") var state: String?
+    @Flag(help: "Print JSON (the stable shape documented in the README).") var json = false
+
+    /// The manifest (for its folder and variant ids) and the open store.
+    func open() throws -> (manifest: Manifest?, variantIDs: [String]?, store: ProvenanceStore) {
+        let (manifest, diagnostics) = ManifestReader.read(path: manifestOptions.manifest)
+        var variantIDs: [String]?
+        if let manifest {
+            let (overlays, _) = Overlay.scan(manifest: manifest)
+            variantIDs = Expansion.expand(manifest, overlays: overlays).variants.map(\.id)
+        } else if state == nil {
+            Output.diagnostics(diagnostics)
+            throw Exit.badInput
+        }
+        let directory = manifest?.directory ?? FileManager.default.currentDirectoryPath
+        let location = StateLocation(manifestDirectory: directory, override: state)
+        do {
+            try location.create()
+            return (manifest, variantIDs, try ProvenanceStore.open(at: location.databasePath))
+        } catch {
+            Output.error("error: \(error)")
+            throw Exit.badInput
+        }
+    }
+}
+
+extension FleetImages {
+    struct Ls: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List builds: by default the latest of every variant in the manifest.",
+            discussion: "Variants never built are listed as such. Builds left 'running' by a process that died are shown as interrupted once the next run (or this command) recovers them.")
+
+        @OptionGroup var options: StateOptions
+        @Flag(help: "Every build, newest first, not just the latest per variant.") var all = false
+        @Option(help: "Only builds of this run.") var run: Int64?
+        @Option(help: "Only builds with this status: succeeded, failed, interrupted, running, up-to-date, pruned.") var status: String?
+        @Option(help: "Only sites matching this shell pattern.") var site: String?
+        @Option(help: "Only builds started within this long, e.g. 7d or 12h.") var since: String?
+
+        func validate() throws {
+            if let status, BuildStatus(rawValue: status) == nil {
+                throw ValidationError("--status must be one of \(BuildStatus.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            if let since, Names.parseDuration(since) == nil { throw ValidationError("--since \(since): write a duration like 12h or 7d") }
+        }
+
+        func run() async throws {
+            let (_, variantIDs, store) = try options.open()
+            let filter = BuildFilter(
+                scope: all || run != nil ? .allHistory : .latestPerVariant, runID: run,
+                statuses: status.flatMap(BuildStatus.init(rawValue:)).map { [$0] }, siteGlob: site,
+                since: since.flatMap(Names.parseDuration).map { Date().addingTimeInterval(-TimeInterval($0)) })
+            let filtered = all || run != nil || status != nil || site != nil || since != nil
+            do {
+                _ = try store.recoverInterrupted(isProcessAlive: ProvenanceStore.processExists)
+                let builds = try store.builds(filter: filter)
+                let ids = filtered ? nil : variantIDs
+                print(options.json ? try ProvenanceReport.json(builds: builds, manifestVariantIDs: ids)
+                                   : ProvenanceReport.table(builds: builds, manifestVariantIDs: ids), terminator: "")
+            } catch {
+                Output.error("error: \(error)")
+                throw Exit.badInput
+            }
+        }
+    }
+
+    struct Runs: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Recent runs and their outcome, newest first.")
+
+        @OptionGroup var options: StateOptions
+        @Option(help: "How many runs.") var limit: Int = 20
+
+        func run() async throws {
+            let (_, _, store) = try options.open()
+            do {
+                _ = try store.recoverInterrupted(isProcessAlive: ProvenanceStore.processExists)
+                let runs = try store.runs(limit: limit)
+                print(options.json ? try ProvenanceReport.json(runs: runs) : ProvenanceReport.runsTable(runs: runs), terminator: "")
+            } catch {
+                Output.error("error: \(error)")
+                throw Exit.badInput
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Everything recorded about one build: its latest for a variant id, or a build id.")
+
+        @OptionGroup var options: StateOptions
+        @Argument(help: "A variant id (its latest build) or a numeric build id.") var build: String
+
+        func run() async throws {
+            let (manifest, _, store) = try options.open()
+            do {
+                let record = try Int64(build).flatMap { try store.build(id: $0) } ?? store.latestBuild(variantID: build)
+                guard let record, let id = record.id else {
+                    Output.error("error: no build recorded for \"\(build)\"; `fleet-images ls` lists what there is")
+                    throw Exit.failed
+                }
+                let inputs = try store.inputs(buildID: id)
+                let run = try store.run(id: record.runID)
+                if options.json {
+                    print(try ProvenanceReport.json(build: record, inputs: inputs, run: run))
+                } else {
+                    let publicKey = manifest.map { $0.directory + "/" + $0.signing.publicKey.value }
+                    print(ProvenanceReport.showText(build: record, inputs: inputs, run: run, publicKeyPath: publicKey), terminator: "")
+                }
+            } catch let exit as ExitCode {
+                throw exit
+            } catch {
+                Output.error("error: \(error)")
+                throw Exit.badInput
+            }
+        }
+    }
+}

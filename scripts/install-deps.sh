@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the system packages fleet-images and its tests use (Debian/Ubuntu), once.
+# Safe to run again: it installs only what is missing.
+set -euo pipefail
+
+packages=(
+  libssl-dev openssl          # signing: the system libcrypto 3.x and the openssl CLI tests cross-check with
+  libsqlite3-dev sqlite3      # provenance database (GRDB over the system SQLite)
+  e2fsprogs mtools            # the inject builder writes ext4 with debugfs and FAT with mtools
+  dosfstools fdisk            # tests make and check real images (mkfs.vfat, fsck.fat, sfdisk)
+  xz-utils zstd gzip unzip    # compressed base images
+  python3                     # the JSON Schema test
+)
+if [ "${FLEET_IMAGES_WITH_DOCKER:-0}" = 1 ]; then
+  packages+=(docker.io busybox-static)   # packer-docker tests: a real engine and a stand-in image
+fi
+
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing: ${missing[*]}" >&2
+  $sudo apt-get update
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+# The schema test validates manifests with Python's jsonschema.
+python3 -c 'import jsonschema' 2>/dev/null || python3 -m pip install --quiet jsonschema
