@@ -122,3 +122,45 @@ extension FleetImages {
         }
     }
 }
+
+extension FleetImages {
+    struct Prune: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete old images and their files; keep their provenance rows (marked pruned).",
+            discussion: "Never deletes the image a variant's `latest` points at. Takes the run lock, so it never races a build.")
+
+        @OptionGroup var manifestOptions: ManifestOptions
+        @Option(help: "State folder. Default: .fleet-images beside the manifest.") var state: String?
+        @Option(help: "Keep this many newest images per variant.") var keep: Int = 3
+        @Option(help: "Only delete images older than this, e.g. 30d.") var olderThan: String?
+        @Flag(help: "Say what would be deleted, delete nothing.") var dryRun = false
+
+        func validate() throws {
+            guard keep >= 1 else { throw ValidationError("--keep must be at least 1: the latest image is always kept") }
+            if let olderThan, Names.parseDuration(olderThan) == nil { throw ValidationError("--older-than \(olderThan): write a duration like 30d") }
+        }
+
+        func run() async throws {
+            let manifest: Manifest
+            do { manifest = try ManifestAccess.read(manifestOptions.manifest) } catch {
+                Output.error("error: \(error)")
+                throw Exit.badInput
+            }
+            let pruner = Pruner(manifest: manifest, state: StateLocation(manifestDirectory: manifest.directory, override: state),
+                                keep: keep, olderThanSeconds: olderThan.flatMap(Names.parseDuration), dryRun: dryRun)
+            do {
+                let removals = try await pruner.run()
+                for removal in removals {
+                    print("\(dryRun ? "would delete" : "deleted") \(removal.folder) (\(removal.bytes) bytes)")
+                }
+                print("\(removals.count) image\(removals.count == 1 ? "" : "s") \(dryRun ? "would be " : "")pruned")
+            } catch let error as RunLock.Failure {
+                Output.error("error: \(error)")
+                throw Exit.locked
+            } catch {
+                Output.error("error: \(error)")
+                throw Exit.failed
+            }
+        }
+    }
+}

@@ -58,6 +58,9 @@ public struct BuildRunner: Sendable {
             throw BuildRunError.locked("\(error)")
         }
         defer { withExtendedLifetime(lock) {} }
+        // With the lock held no other run is alive: whatever is left in work/ belongs to a run that
+        // died (kill -9, power loss) and may hold claim keys. Remove it before anything else.
+        Self.removeStaleWork(in: state.workDirectory, events: events)
 
         let store: ProvenanceStore
         let secretKey: [UInt8]
@@ -148,6 +151,12 @@ public struct BuildRunner: Sendable {
                                                failed: ordered.filter { $0.status == .failed }.count,
                                                skipped: ordered.filter { $0.status == .skipped || $0.status == .interrupted }.count))
         return BuildSummary(runID: runID, status: status, variants: ordered, durationSeconds: Date().timeIntervalSince(started))
+    }
+
+    static func removeStaleWork(in directory: String, events: @Sendable (BuildEvent) -> Void) {
+        guard let leftovers = try? FileManager.default.contentsOfDirectory(atPath: directory), !leftovers.isEmpty else { return }
+        for name in leftovers { try? FileManager.default.removeItem(atPath: directory + "/" + name) }
+        events(.note("removed \(leftovers.count) work folder\(leftovers.count == 1 ? "" : "s") left by an earlier run that did not finish"))
     }
 
     static func fileSize(_ path: String) -> UInt64? {
