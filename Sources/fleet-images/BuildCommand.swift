@@ -58,6 +58,7 @@ extension FleetImages {
                 summary = try await task.value
             } catch let error as BuildRunError {
                 signals.release()
+                progress.stop()
                 Output.error("error: \(error)")
                 switch error {
                 case .badInput: throw Exit.badInput
@@ -67,6 +68,7 @@ extension FleetImages {
                 }
             }
             signals.release()
+            progress.stop()
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
@@ -123,33 +125,118 @@ final class SignalTrap: @unchecked Sendable {
     }
 }
 
-/// Plain timestamped lines, one per event: readable in a terminal and in a cron mail alike.
+/// Progress. On a terminal (unless NO_COLOR or --quiet): a live block with one line per running
+/// variant (its phase and elapsed time) and an overall count, redrawn in place, with finished
+/// variants printed above it. Otherwise (cron, a pipe): plain timestamped lines, one per event.
 final class ProgressPrinter: @unchecked Sendable {
-    // @unchecked: writes are serialised by `lock`.
+    // @unchecked: all state is touched under `lock`.
     private let lock = NSLock()
     let quiet: Bool
+    let live: Bool
+    private var running: [(variant: String, phase: String, started: Date)] = []
+    private var finished = 0
+    private var building = 0
+    private var drawnLines = 0
+    private var timer: DispatchSourceTimer?
 
-    init(quiet: Bool) { self.quiet = quiet }
+    init(quiet: Bool, environment: [String: String] = ProcessInfo.processInfo.environment) {
+        self.quiet = quiet
+        live = !quiet && isatty(STDERR_FILENO) == 1 && environment["NO_COLOR"] == nil && environment["TERM"] != "dumb"
+        if live {
+            let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "fleet-images.progress"))
+            timer.schedule(deadline: .now() + 1, repeating: 1)
+            timer.setEventHandler { [weak self] in self?.redraw() }
+            timer.resume()
+            self.timer = timer
+        }
+    }
+
+    deinit { timer?.cancel() }
+
+    func stop() {
+        timer?.cancel()
+        lock.lock()
+        clearBlock()
+        lock.unlock()
+    }
 
     func handle(_ event: BuildEvent) {
+        if live { handleLive(event) } else { handlePlain(event) }
+    }
+
+    private func handlePlain(_ event: BuildEvent) {
         let line: String?
         switch event {
+        case .planned(let total, let building): line = quiet ? nil : "\(total) variant\(total == 1 ? "" : "s"), \(building) to build, \(total - building) up to date"
         case .note(let text): line = quiet ? nil : text
         case .started(let variant): line = quiet ? nil : "\(variant): started"
         case .phase(let variant, let text): line = quiet ? nil : "\(variant): \(text)"
-        case .finished(let result):
-            switch result.status {
-            case .failed: line = "\(result.variant): FAILED: \(result.error ?? "")" + (result.log.map { " (log: \($0))" } ?? "")
-            case .upToDate: line = quiet ? nil : "\(result.variant): up to date"
-            case .built: line = quiet ? nil : "\(result.variant): built \(result.image ?? "")"
-            default: line = quiet ? nil : "\(result.variant): \(result.status.rawValue)"
-            }
+        case .finished(let result): line = Self.finishedLine(result, quiet: quiet)
         }
         guard let line else { return }
         let stamp = ISO8601DateFormatter().string(from: Date())
         lock.lock()
         FileHandle.standardError.write(Data("\(stamp) \(line)\n".utf8))
         lock.unlock()
+    }
+
+    static func finishedLine(_ result: VariantResult, quiet: Bool) -> String? {
+        switch result.status {
+        case .failed: return "\(result.variant): FAILED: \(result.error ?? "")" + (result.log.map { " (log: \($0))" } ?? "")
+        case .upToDate: return quiet ? nil : "\(result.variant): up to date"
+        case .built: return quiet ? nil : "\(result.variant): built \(result.image ?? "")"
+        default: return quiet ? nil : "\(result.variant): \(result.status.rawValue)"
+        }
+    }
+
+    private func handleLive(_ event: BuildEvent) {
+        lock.lock()
+        defer { lock.unlock() }
+        var permanent: String?
+        switch event {
+        case .planned(_, let count): building = count
+        case .note(let text): permanent = text
+        case .started(let variant): running.append((variant, "starting", Date()))
+        case .phase(let variant, let text):
+            if let index = running.firstIndex(where: { $0.variant == variant }) { running[index].phase = text }
+        case .finished(let result):
+            running.removeAll { $0.variant == result.variant }
+            if result.status != .upToDate { finished += 1 }
+            permanent = Self.finishedLine(result, quiet: false)
+        }
+        clearBlock()
+        if let permanent { FileHandle.standardError.write(Data((permanent + "\n").utf8)) }
+        drawBlock()
+    }
+
+    private func redraw() {
+        lock.lock()
+        clearBlock()
+        drawBlock()
+        lock.unlock()
+    }
+
+    /// Moves the cursor up over the block drawn last and clears to the end of the screen.
+    private func clearBlock() {
+        guard drawnLines > 0 else { return }
+        FileHandle.standardError.write(Data("\u{1B}[\(drawnLines)F\u{1B}[J".utf8))
+        drawnLines = 0
+    }
+
+    static func columns() -> Int {
+        var size = winsize()
+        return ioctl(STDERR_FILENO, UInt(TIOCGWINSZ), &size) == 0 && size.ws_col > 20 ? Int(size.ws_col) : 100
+    }
+
+    private func drawBlock() {
+        guard building > 0 || !running.isEmpty else { return }
+        var lines = running.map { entry in
+            // One screen row each, or moving the cursor back over the block would miscount.
+            String("  \(entry.variant)  \(Int(Date().timeIntervalSince(entry.started)))s  \(entry.phase)".prefix(Self.columns() - 1))
+        }
+        lines.append("[\(finished)/\(building)] built or failed, \(running.count) running")
+        FileHandle.standardError.write(Data((lines.joined(separator: "\n") + "\n").utf8))
+        drawnLines = lines.count
     }
 }
 

@@ -85,7 +85,7 @@ public struct BaseImageResolver: Sendable {
             output: .discarded, error: .string(limit: 64 * 1024))
         try Task.checkCancellation()
         guard result.terminationStatus.isSuccess else {
-            throw BuildFailure("downloading \(url) failed: \((result.standardError ?? "").trimmingCharacters(in: .whitespacesAndNewlines)); rerun to resume")
+            throw BuildFailure("downloading \(url) failed: \(result.standardError.trimmingCharacters(in: .whitespacesAndNewlines)); rerun to resume")
         }
         guard rename(partial, final) == 0 else { throw BuildFailure("cannot rename \(partial): \(String(cString: strerror(errno)))") }
         return final
@@ -114,7 +114,7 @@ public struct BaseImageResolver: Sendable {
             error: .string(limit: 64 * 1024))
         try Task.checkCancellation()
         guard result.terminationStatus.isSuccess else {
-            throw BuildFailure("\(name) is not a valid \(tool) archive: \((result.standardError ?? "").trimmingCharacters(in: .whitespacesAndNewlines))")
+            throw BuildFailure("\(name) is not a valid \(tool) archive: \(result.standardError.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
         // Decompressors write zeros as data; punch them back into holes so per-variant copies stay cheap.
         if ToolPath.find("fallocate") != nil {

@@ -80,6 +80,8 @@ public struct BuildSummary: Sendable, Codable {
 
 /// Progress events for the display.
 public enum BuildEvent: Sendable {
+    /// The decision: how many variants the run covers and how many it builds.
+    case planned(total: Int, building: Int)
     case note(String)
     case started(variant: String)
     case phase(variant: String, String)

@@ -93,6 +93,7 @@ public struct BuildRunner: Sendable {
             }
         }
 
+        events(.planned(total: plan.variants.count, building: toBuild.count))
         if options.dryRun {
             for planned in toBuild {
                 results[planned.variant.id] = VariantResult(variant: planned.variant.id, status: .wouldBuild)
