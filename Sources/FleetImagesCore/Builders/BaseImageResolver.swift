@@ -76,7 +76,7 @@ public struct BaseImageResolver: Sendable {
         let final = folder + "/" + name
         if FileManager.default.fileExists(atPath: final) { return final }
         guard ToolPath.find("curl") != nil else {
-            throw BuildFailure("downloading \(url) needs curl (apt-get install curl), or download it yourself and give base_image.source as a local path")
+            throw ToolMissing(description: "downloading \(url) needs curl (apt-get install curl), or download it yourself and give base_image.source as a local path")
         }
         log("downloading \(url)")
         let partial = final + ".part"
@@ -104,7 +104,7 @@ public struct BaseImageResolver: Sendable {
             return
         }
         guard ToolPath.find(tool) != nil else {
-            throw BuildFailure("decompressing \(name) needs \(tool); install it (scripts/install-deps.sh does)")
+            throw ToolMissing(description: "decompressing \(name) needs \(tool); install it (scripts/install-deps.sh does)")
         }
         let fd = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw BuildFailure("cannot create \(output): \(String(cString: strerror(errno)))") }
@@ -130,6 +130,11 @@ public struct BaseImageResolver: Sendable {
         }
         return members[0]
     }
+}
+
+/// A tool the run needs is not installed (exit 69).
+public struct ToolMissing: Error, CustomStringConvertible, Sendable {
+    public var description: String
 }
 
 /// Finds executables on PATH (and the sbin folders, where e2fsprogs lives).

@@ -122,11 +122,25 @@ public struct BuildRunner: Sendable {
             } catch is CancellationError {
                 interrupted = true
                 context = BuildContext.unavailable
+            } catch let missing as ToolMissing {
+                // A missing decompressor is the machine's problem, not the fleet's: exit 69.
+                try? store.finishRun(id: runID, status: .failed, counts: RunCounts(planned: plan.variants.count, upToDate: reuse.count))
+                throw BuildRunError.unavailable(missing.description)
             } catch {
-                // Without a base image or signing key nothing can be built: every variant fails with the reason.
+                // Without a base image or signing key nothing can be built: every variant fails with
+                // the reason, and the failure is recorded so that `ls` and `runs` show it.
+                let message = Self.oneLine("\(error)")
                 for planned in toBuild {
-                    let result = VariantResult(variant: planned.variant.id, status: .failed, error: "\(error)")
-                    results[planned.variant.id] = result
+                    let v = planned.variant
+                    var buildID: Int64?
+                    if let id = try? store.beginBuild(runID: runID, BuildStart(
+                        variantID: v.id, site: v.site, matrix: Dictionary(uniqueKeysWithValues: v.axes.map { ($0.axis, $0.value) }),
+                        builder: builder.kind.rawValue, builderImageDigest: builder.imageDigest, inputsDigest: planned.inputsDigest), inputs: []) {
+                        try? store.finishBuild(id: id, .failed(message))
+                        buildID = id
+                    }
+                    let result = VariantResult(variant: v.id, status: .failed, error: message, buildID: buildID)
+                    results[v.id] = result
                     events(.finished(result))
                 }
                 context = BuildContext.unavailable
@@ -134,7 +148,7 @@ public struct BuildRunner: Sendable {
             if context.ready {
                 let built = await schedule(toBuild, context: context)
                 for result in built { results[result.variant] = result }
-                interrupted = Task.isCancelled || built.contains { $0.status == .interrupted }
+                interrupted = Task.isCancelled && !built.allSatisfy { $0.status == .built || $0.status == .failed }
             }
         }
         if interrupted {
