@@ -39,7 +39,13 @@ let package = Package(
         ),
         .testTarget(
             name: "FleetImagesCoreTests",
-            dependencies: ["FleetImagesCore"]
+            dependencies: ["FleetImagesCore", .product(name: "GRDB", package: "GRDB.swift")],
+            exclude: ["Golden", "Fixtures"]
+        ),
+        // Benchmarks: separate programs that print ratios against an anchor measured in the same run.
+        .executableTarget(
+            name: "provenance-bench",
+            dependencies: ["FleetImagesCore", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(
             name: "FleetImagesCLITests",

@@ -14,6 +14,32 @@ public struct BuildRecord: Codable, Sendable, Hashable, FetchableRecord, Mutable
     public var runID: Int64
     public var variantID: String
     public var site: String
+    /// Decodes a row without going through `Codable`: `ls` decodes thousands of these, and the
+    /// column-by-column path is several times faster than GRDB's Codable decoder.
+    public init(row: Row) throws {
+        id = try row.decode(forColumn: CodingKeys.id.stringValue)
+        runID = try row.decode(forColumn: CodingKeys.runID.stringValue)
+        variantID = try row.decode(forColumn: CodingKeys.variantID.stringValue)
+        site = try row.decode(forColumn: CodingKeys.site.stringValue)
+        matrixJSON = try row.decode(forColumn: CodingKeys.matrixJSON.stringValue)
+        builder = try row.decode(forColumn: CodingKeys.builder.stringValue)
+        builderImageDigest = try row.decode(forColumn: CodingKeys.builderImageDigest.stringValue)
+        inputsDigest = try row.decode(forColumn: CodingKeys.inputsDigest.stringValue)
+        startedAt = try row.decode(forColumn: CodingKeys.startedAt.stringValue)
+        finishedAt = try row.decode(forColumn: CodingKeys.finishedAt.stringValue)
+        status = try row.decode(forColumn: CodingKeys.status.stringValue)
+        exitCode = try row.decode(forColumn: CodingKeys.exitCode.stringValue)
+        errorMessage = try row.decode(forColumn: CodingKeys.errorMessage.stringValue)
+        logPath = try row.decode(forColumn: CodingKeys.logPath.stringValue)
+        artifactPath = try row.decode(forColumn: CodingKeys.artifactPath.stringValue)
+        artifactSize = try row.decode(forColumn: CodingKeys.artifactSize.stringValue)
+        artifactSHA256 = try row.decode(forColumn: CodingKeys.artifactSHA256.stringValue)
+        signaturePath = try row.decode(forColumn: CodingKeys.signaturePath.stringValue)
+        signingKeyFingerprint = try row.decode(forColumn: CodingKeys.signingKeyFingerprint.stringValue)
+        provenancePath = try row.decode(forColumn: CodingKeys.provenancePath.stringValue)
+        reusedBuildID = try row.decode(forColumn: CodingKeys.reusedBuildID.stringValue)
+    }
+
     /// The matrix axis values of the variant as a JSON object (axis → value, sorted keys); `{}` without a matrix.
     public var matrixJSON: String
     /// `inject` or `packer-docker`.

@@ -55,6 +55,16 @@ public struct ProvenanceDocument: Sendable, Equatable {
                     name: input.name, uri: input.url, digest: ["sha256": input.digest], annotations: annotations))
         }
 
+        // The pinned builder image is a dependency even when the caller did not list it as an input.
+        if let reference = build.builderImageDigest, !inputs.contains(where: { $0.role == .builderImage }),
+            let at = reference.range(of: "@sha256:")
+        {
+            dependencies.append(
+                ResourceDescriptor(
+                    name: reference, digest: ["sha256": String(reference[at.upperBound...])],
+                    annotations: ["role": .string(BuildInputRole.builderImage.rawValue)]))
+        }
+
         let definition = BuildDefinition(
             buildType: "https://fleet-images.invalid/\(build.builder)/v1",
             externalParameters: ExternalParameters(

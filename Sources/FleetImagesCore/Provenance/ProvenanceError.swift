@@ -35,7 +35,7 @@ public enum ProvenanceError: Error, CustomStringConvertible, Equatable, Sendable
         case .notADatabase(let path):
             return "\(path): not an SQLite database (the file does not start with the SQLite header); it was left untouched. Point --state at another path, or move this file away."
         case .corrupt(let path, let detail):
-            return "\(path): the provenance database is damaged (\(detail)); it was left untouched. Move it away (fleet-images creates a new one) or repair it with `sqlite3 \(path) .recover`."
+            return "\(path): the provenance database is damaged (\(detail)); it was left untouched. Move it away (fleet-images then creates a new one); `sqlite3 \(path) .recover | sqlite3 recovered.sqlite` salvages what it can."
         case .foreignDatabase(let path, let tables):
             return "\(path): an SQLite database that fleet-images did not create (tables: \(tables.joined(separator: ", "))); it was left untouched. Point --state at another path."
         case .newerSchema(let path, let unknown):

@@ -6,23 +6,19 @@ enum ProvenanceFormat {
     /// RFC 3339 / ISO 8601 in UTC with milliseconds: `2025-06-01T02:03:04.123Z`.
     static func iso8601(_ date: Date) -> String {
         let (fields, milliseconds) = utcFields(date)
-        return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", fields.year, fields.month, fields.day,
-            fields.hour, fields.minute, fields.second, milliseconds)
+        return "\(fields.date)T\(fields.time).\(digits(milliseconds, 3))Z"
     }
 
     /// `2025-06-01 02:03` (UTC), for tables.
     static func minutes(_ date: Date) -> String {
         let (fields, _) = utcFields(date)
-        return String(format: "%04d-%02d-%02d %02d:%02d", fields.year, fields.month, fields.day, fields.hour, fields.minute)
+        return "\(fields.date) \(digits(fields.hour, 2)):\(digits(fields.minute, 2))"
     }
 
     /// `2025-06-01 02:03:04 UTC`, for `show`.
     static func seconds(_ date: Date) -> String {
         let (fields, _) = utcFields(date)
-        return String(
-            format: "%04d-%02d-%02d %02d:%02d:%02d UTC", fields.year, fields.month, fields.day,
-            fields.hour, fields.minute, fields.second)
+        return "\(fields.date) \(fields.time) UTC"
     }
 
     /// `850ms`, `42s`, `3m05s`, `2h03m`.
@@ -31,8 +27,8 @@ enum ProvenanceFormat {
         if seconds < 1 { return "\(Int((seconds * 1000).rounded()))ms" }
         let whole = Int(seconds.rounded())
         if whole < 60 { return "\(whole)s" }
-        if whole < 3600 { return String(format: "%dm%02ds", whole / 60, whole % 60) }
-        return String(format: "%dh%02dm", whole / 3600, (whole % 3600) / 60)
+        if whole < 3600 { return "\(whole / 60)m\(digits(whole % 60, 2))s" }
+        return "\(whole / 3600)h\(digits((whole % 3600) / 60, 2))m"
     }
 
     /// Binary units with one decimal: `812 B`, `4.0 KiB`, `2.6 GiB`.
@@ -45,7 +41,8 @@ enum ProvenanceFormat {
             value /= 1024
             unit += 1
         }
-        return String(format: "%.1f %@", value, units[unit])
+        let tenths = Int((value * 10).rounded())
+        return "\(tenths / 10).\(tenths % 10) \(units[unit])"
     }
 
     /// `2786918400` → `2,786,918,400`.
@@ -59,8 +56,18 @@ enum ProvenanceFormat {
         return (value < 0 ? "-" : "") + out
     }
 
+    // Plain string building: `String(format:)` is slow on Linux, and `ls` formats thousands of rows.
     private struct Fields {
         var year, month, day, hour, minute, second: Int32
+
+        var date: String { "\(digits(year, 4))-\(digits(month, 2))-\(digits(day, 2))" }
+        var time: String { "\(digits(hour, 2)):\(digits(minute, 2)):\(digits(second, 2))" }
+    }
+
+    /// `value` in decimal, zero-padded on the left to `width` digits.
+    static func digits(_ value: some BinaryInteger, _ width: Int) -> String {
+        let text = String(value)
+        return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
     }
 
     private static func utcFields(_ date: Date) -> (Fields, Int32) {

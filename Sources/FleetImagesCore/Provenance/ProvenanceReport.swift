@@ -25,7 +25,7 @@ public enum ProvenanceReport {
                     build.variantID,
                     build.status.rawValue,
                     build.finishedAt.map(ProvenanceFormat.minutes) ?? "-",
-                    build.duration.map(ProvenanceFormat.duration) ?? "-",
+                    buildDuration(build).map(ProvenanceFormat.duration) ?? "-",
                     build.artifactSize.map(ProvenanceFormat.size) ?? "-",
                     build.artifactSHA256.map { String($0.prefix(12)) } ?? "-",
                     build.signaturePath != nil ? "yes" : (hasArtifact ? "no" : "-"),
@@ -79,7 +79,7 @@ public enum ProvenanceReport {
         add("inputs digest", build.inputsDigest)
         add("started", ProvenanceFormat.seconds(build.startedAt))
         add("finished", build.finishedAt.map(ProvenanceFormat.seconds))
-        add("duration", build.duration.map(ProvenanceFormat.duration))
+        add("duration", buildDuration(build).map(ProvenanceFormat.duration))
         add("exit code", build.exitCode.map(String.init))
         add("error", build.errorMessage)
         add("log", build.logPath)
@@ -126,6 +126,11 @@ public enum ProvenanceReport {
     }
 
     // MARK: - Helpers
+
+    /// An up-to-date row took no build time of its own: show none rather than "0ms".
+    static func buildDuration(_ build: BuildRecord) -> TimeInterval? {
+        build.status == .upToDate ? nil : build.duration
+    }
 
     enum Row {
         case build(BuildRecord)

@@ -60,7 +60,8 @@ public enum StateSecretKey {
         defer { for index in key.indices { key[index] = 0 } }
         let temporary = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else { throw ProvenanceError.io(path: temporary, operation: "create", errno: errno) }
+        // Name the key's own path in the error: the temporary name would only confuse.
+        guard fd >= 0 else { throw ProvenanceError.io(path: path, operation: "create", errno: errno) }
         defer { unlink(temporary) }
         do {
             defer { close(fd) }
