@@ -8,7 +8,7 @@ packages=(
   libsqlite3-dev sqlite3      # provenance database (GRDB over the system SQLite)
   e2fsprogs mtools            # the inject builder writes ext4 with debugfs and FAT with mtools
   dosfstools fdisk            # tests make and check real images (mkfs.vfat, fsck.fat, sfdisk)
-  xz-utils zstd gzip unzip    # compressed base images
+  xz-utils zstd gzip unzip zip  # compressed base images (zip: the tests make a .zip base)
   python3                     # the JSON Schema test
 )
 if [ "${FLEET_IMAGES_WITH_DOCKER:-0}" = 1 ]; then

@@ -115,14 +115,19 @@ public struct InjectBuilder: ImageBuilder {
 
     /// The boot (FAT) and root (Linux) partitions: by the manifest's numbers, or by type.
     static func partitions(in table: PartitionTable, spec: BaseImageSpec, image: String) throws -> (boot: Partition, root: Partition) {
-        func find(_ number: Int?, role: String, kinds: [Partition.Kind]) throws -> Partition {
+        func find(_ number: Int?, role: String, kinds: [Partition.Kind], fileSystem: FileSystemKind) throws -> Partition {
             if let number {
                 guard let partition = table.partition(number: number) else {
                     throw BuildFailure("the base image has no partition \(number) (it has \(table.partitions.map { "#\($0.number)" }.joined(separator: ", "))); fix base_image.partitions.\(role)")
                 }
                 return partition
             }
-            let matches = table.partitions.filter { kinds.contains($0.kind) }
+            var matches = table.partitions.filter { kinds.contains($0.kind) }
+            if matches.count > 1 {
+                // Several of the right type (a GPT "basic data" partition is common): keep those that
+                // actually hold the expected file system.
+                matches = matches.filter { (try? FileSystemProbe.kind(imageAt: image, offset: $0.startOffset)) == fileSystem }
+            }
             guard matches.count == 1, let only = matches.first else {
                 throw BuildFailure(matches.isEmpty
                     ? "the base image has no \(role) partition of the expected type; name it in base_image.partitions.\(role)"
@@ -130,8 +135,8 @@ public struct InjectBuilder: ImageBuilder {
             }
             return only
         }
-        let boot = try find(spec.bootPartition, role: "boot", kinds: [.fat, .efiSystem])
-        let root = try find(spec.rootPartition, role: "root", kinds: [.linux])
+        let boot = try find(spec.bootPartition, role: "boot", kinds: [.fat, .efiSystem], fileSystem: .fat)
+        let root = try find(spec.rootPartition, role: "root", kinds: [.linux], fileSystem: .ext4)
         return (boot, root)
     }
 

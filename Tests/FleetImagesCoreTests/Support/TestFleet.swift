@@ -96,7 +96,7 @@ struct TestFleet {
         var manifest: [String: Any] = [
             "format": 1,
             "fleet": "test",
-            "base_image": ["source": "base/base.img", "sha256": String(repeating: "ab", count: 32), "arch": "arm64"],
+            "base_image": ["source": "base/base.img", "sha256": (try? runTool("sha256sum", [directory + "/base/base.img"]))?.prefix(64).description ?? "", "arch": "arm64"],
             "builder": ["type": "inject"],
             "signing": ["private_key": "keys/signing.key.pem", "public_key": "keys/signing.pub.pem"],
             "defaults": [
