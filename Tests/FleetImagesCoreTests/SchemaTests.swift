@@ -29,6 +29,12 @@ import Testing
         #expect(!outcome.variants.isEmpty)
     }
 
+    /// Each example carries copies of the shared files (a manifest may not reach outside its folder).
+    @Test func examplesCarryCurrentCopiesOfTheSharedFiles() throws {
+        let result = try runProcess(Self.repository.path + "/scripts/sync-examples.sh", ["--check"])
+        #expect(result.status == 0, "stale copies; run scripts/sync-examples.sh:\n\(result.stdout)\(result.stderr)")
+    }
+
     @Test func thereAreEnoughBadManifests() {
         #expect(Self.badManifests.count >= 10)
     }

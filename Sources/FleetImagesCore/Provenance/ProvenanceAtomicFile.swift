@@ -14,18 +14,7 @@ enum ProvenanceAtomicFile {
         do {
             defer { close(fd) }
             guard fchmod(fd, mode) == 0 else { throw ProvenanceError.io(path: temporary, operation: "chmod", errno: errno) }
-            try bytes.withUnsafeBytes { buffer in
-                var offset = 0
-                while offset < buffer.count {
-                    let written = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                    if written < 0 {
-                        if errno == EINTR { continue }
-                        throw ProvenanceError.io(path: temporary, operation: "write", errno: errno)
-                    }
-                    offset += written
-                }
-            }
-            guard fsync(fd) == 0 else { throw ProvenanceError.io(path: temporary, operation: "fsync", errno: errno) }
+            try bytes.withUnsafeBytes { try writeFully(fd, $0, path: temporary) }
         }
         guard rename(temporary, path) == 0 else { throw ProvenanceError.io(path: path, operation: "rename", errno: errno) }
         renamed = true
@@ -34,5 +23,19 @@ enum ProvenanceAtomicFile {
             _ = fsync(directoryFD)
             close(directoryFD)
         }
+    }
+
+    /// Writes all of `buffer` to `fd` (retrying short writes and EINTR), then fsyncs it.
+    static func writeFully(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, path: String) throws {
+        var offset = 0
+        while offset < buffer.count {
+            let written = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw ProvenanceError.io(path: path, operation: "write", errno: errno)
+            }
+            offset += written
+        }
+        guard fsync(fd) == 0 else { throw ProvenanceError.io(path: path, operation: "fsync", errno: errno) }
     }
 }

@@ -67,18 +67,7 @@ public enum StateSecretKey {
             defer { close(fd) }
             // The umask can only remove bits, but be explicit: owner read/write only.
             guard fchmod(fd, 0o600) == 0 else { throw ProvenanceError.io(path: temporary, operation: "chmod", errno: errno) }
-            try key.withUnsafeBytes { buffer in
-                var offset = 0
-                while offset < buffer.count {
-                    let written = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                    if written < 0 {
-                        if errno == EINTR { continue }
-                        throw ProvenanceError.io(path: temporary, operation: "write", errno: errno)
-                    }
-                    offset += written
-                }
-            }
-            guard fsync(fd) == 0 else { throw ProvenanceError.io(path: temporary, operation: "fsync", errno: errno) }
+            try key.withUnsafeBytes { try ProvenanceAtomicFile.writeFully(fd, $0, path: temporary) }
         }
         if link(temporary, path) != 0, errno != EEXIST {
             throw ProvenanceError.io(path: path, operation: "create", errno: errno)
