@@ -4,8 +4,13 @@ extension ManifestChecker {
     /// The image-signing key pair: both files present, the passphrase available, the private key
     /// usable for signing and the public key its own half (a mismatch would make every
     /// signature unverifiable with the published key).
-    func checkSigning(_ diagnostics: inout Diagnostics, requireFile: (String, JSONPath, String) -> Bool) {
+    func checkSigning(_ diagnostics: inout Diagnostics) {
         let signing = manifest.signing
+        func requireFile(_ relative: String, _ path: JSONPath, _ what: String) -> Bool {
+            guard let problem = fileProblem(relative, what: what) else { return true }
+            diagnostics.error(path, problem)
+            return false
+        }
         let privateOK = requireFile(signing.privateKey.value, signing.privateKey.path, "signing private key")
         let publicOK = requireFile(signing.publicKey.value, signing.publicKey.path, "signing public key")
         if privateOK { checkKeyPermissions(signing.privateKey.value, at: signing.privateKey.path, &diagnostics) }

@@ -23,22 +23,8 @@ public struct ManifestChecker {
             let key = relative + "\u{0}" + path.description
             if checkedFiles.contains(key) { return true }
             checkedFiles.insert(key)
-            let full = absolute(relative)
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: full, isDirectory: &isDirectory) else {
-                diagnostics.error(path, "\(what) \(relative) does not exist (looked in \(manifest.directory))")
-                return false
-            }
-            if isDirectory.boolValue {
-                diagnostics.error(path, "\(what) \(relative) is a folder; name a file")
-                return false
-            }
-            if let escape = escapesManifestFolder(full) {
-                diagnostics.error(path, "\(what) \(relative) resolves through a symbolic link to \(escape), outside the manifest's folder; copy the file in instead")
-                return false
-            }
-            guard FileManager.default.isReadableFile(atPath: full) else {
-                diagnostics.error(path, "\(what) \(relative) is not readable by this user; fix its permissions")
+            if let problem = fileProblem(relative, what: what) {
+                diagnostics.error(path, problem)
                 return false
             }
             return true
@@ -50,7 +36,7 @@ public struct ManifestChecker {
         if manifest.builder.kind == .packerDocker, let template = manifest.builder.template {
             _ = requireFile(template, at: JSONPath.root.key("builder").key("template"), what: "Packer template")
         }
-        checkSigning(&diagnostics, requireFile: requireFile)
+        checkSigning(&diagnostics)
 
         var checkedPSK = Set<String>()
         var checkedClaims = Set<String>()
@@ -80,6 +66,23 @@ public struct ManifestChecker {
         // Report each problem once, in a stable order.
         var seen = Set<Diagnostic>()
         return diagnostics.items.filter { seen.insert($0).inserted }
+    }
+
+    /// Why `relative` cannot be used as an input file, or nil when it can.
+    func fileProblem(_ relative: String, what: String) -> String? {
+        let full = absolute(relative)
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: full, isDirectory: &isDirectory) else {
+            return "\(what) \(relative) does not exist (looked in \(manifest.directory))"
+        }
+        if isDirectory.boolValue { return "\(what) \(relative) is a folder; name a file" }
+        if let escape = escapesManifestFolder(full) {
+            return "\(what) \(relative) resolves through a symbolic link to \(escape), outside the manifest's folder; copy the file in instead"
+        }
+        guard FileManager.default.isReadableFile(atPath: full) else {
+            return "\(what) \(relative) is not readable by this user; fix its permissions"
+        }
+        return nil
     }
 
     func absolute(_ relative: String) -> String {
