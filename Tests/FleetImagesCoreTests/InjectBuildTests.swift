@@ -77,6 +77,20 @@ import Testing
         #expect((try FileManager.default.attributesOfItem(atPath: cache + "/" + cached)[.posixPermissions] as? NSNumber)?.uint16Value == 0o444)
     }
 
+    /// The same inputs give the same bytes: rebuilding with --force reproduces the image exactly.
+    @Test func imagesAreReproducible() async throws {
+        let fleet = try Self.fleet(sites: ["alpha"], base: Self.demoBase)
+        let first = try await Self.build(fleet, parallel: 1)
+        try await Task.sleep(for: .seconds(1.1))
+        var options = BuildOptions(manifestPath: fleet.manifestPath, parallel: 1, commandLine: "build --force (test)", environment: [:])
+        options.force = true
+        let second = try await BuildRunner(options: options).run()
+        let a = try #require(first.variants.first?.sha256), b = try #require(second.variants.first?.sha256)
+        #expect(second.variants.first?.status == .built)
+        #expect(a == b)
+        #expect(first.variants.first?.image != second.variants.first?.image)
+    }
+
     @Test func gptBaseImageWithPartitionsFoundByType() async throws {
         let disk = try DiskImageTestImage(.gpt)
         let fleet = try Self.fleet(sites: ["alpha"], base: disk.path) { manifest in

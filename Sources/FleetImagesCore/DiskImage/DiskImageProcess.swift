@@ -1,3 +1,4 @@
+import Foundation
 import Subprocess
 
 /// Runs one of the disk tools with a fixed, predictable environment and captures its combined output.
@@ -14,6 +15,10 @@ enum DiskImageProcess {
 
     static let outputLimit = 16 << 20
 
+    /// 2024-01-01T00:00:00Z: the time stamped on files fleet-images writes into images when
+    /// SOURCE_DATE_EPOCH is not set.
+    static let reproducibleEpoch = "1704067200"
+
     static func run(
         _ tool: ToolAvailability.Tool,
         _ arguments: [String],
@@ -28,6 +33,12 @@ enum DiskImageProcess {
             "DEBUGFS_PAGER": "__none__",
             "PAGER": "__none__",
         ]
+        // Reproducible images: the same inputs give the same bytes. debugfs and mtools stamp what
+        // they write with the current time unless told otherwise; pin it to SOURCE_DATE_EPOCH
+        // (the Reproducible Builds convention) when the caller sets it, else to a fixed date.
+        let epoch = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"].flatMap { UInt64($0) }.map(String.init) ?? reproducibleEpoch
+        variables["SOURCE_DATE_EPOCH"] = epoch
+        variables["E2FSPROGS_FAKE_TIME"] = epoch
         for (key, value) in extra { variables[Environment.Key(stringLiteral: key)] = value }
         var options = PlatformOptions()
         options.teardownSequence = [.gracefulShutDown(allowedDurationToNextStep: .seconds(2))]
