@@ -10,7 +10,7 @@ extension FleetImages {
             discussion: """
             A variant is up to date when a recorded successful build has the same inputs digest and its image is \
             still in place with its recorded size; --force rebuilds anyway. Images land in \
-            <output>/<variant>/<time>-<sha>/<variant>.img with .sha256, .sig and .intoto.json beside them, and \
+            <output>/<variant>/<time>-<sha>-b<build id>/<variant>.img with .sha256, .sig and .intoto.json beside them, and \
             <output>/<variant>/latest points at the newest. SIGINT/SIGTERM stop the run cleanly (exit 130/143); \
             a second SIGINT exits at once. Exit 0 all built or up to date, 1 a variant failed, 2 bad input, \
             69 a tool is missing, 75 another run holds the lock.
@@ -59,7 +59,13 @@ extension FleetImages {
             } catch let error as BuildRunError {
                 signals.release()
                 progress.stop()
-                Output.error("error: \(error)")
+                switch error {
+                case .badInput(let diagnostics, let message):
+                    Output.diagnostics(diagnostics)
+                    if let message { Output.error("error: \(message)") }
+                default:
+                    Output.error("error: \(error)")
+                }
                 switch error {
                 case .badInput: throw Exit.badInput
                 case .unavailable: throw Exit.unavailable

@@ -33,6 +33,20 @@ import Testing
         #expect(text.contains("error: signing.public_key: signing public key keys/missing.pub.pem does not exist"), "\(text)")
     }
 
+    /// Shape mistakes do not hide missing files: one run reports both.
+    @Test func missingFilesAreReportedAlongsideShapeMistakes() throws {
+        let fleet = try TestFleet()
+        try fleet.writeManifest { manifest in
+            manifest["fleet"] = "Bad Name"
+            var sites = manifest["sites"] as! [[String: Any]]
+            sites[1]["claim"] = ["certificate": "certs/nowhere.crt", "private_key": "certs/beta/claim.private.pem.key"]
+            manifest["sites"] = sites
+        }
+        let outcome = fleet.load()
+        #expect(outcome.manifest == nil)
+        #expect(outcome.diagnostics.map(\.location) == ["fleet", "sites[1].claim.certificate"], "\(messages(outcome))")
+    }
+
     @Test func passphraseRulesApplyToFilesAndVariablesWithoutShowingTheValue() throws {
         let fleet = try TestFleet()
         try fleet.write("certs/alpha/wifi.psk", "short\n")

@@ -34,8 +34,19 @@ public struct Diagnostic: Sendable, Hashable, CustomStringConvertible {
 /// Collects diagnostics while a manifest is read, so that every problem is reported in one pass.
 public struct Diagnostics: Sendable {
     public private(set) var items: [Diagnostic] = []
+    /// Input files the manifest names, recorded while reading so that their existence can be
+    /// checked even when other mistakes keep the manifest from being used ("every problem at once").
+    public private(set) var references: [(path: String, location: JSONPath)] = []
+
+    mutating func reference(_ path: String, at location: JSONPath) {
+        references.append((path, location))
+    }
 
     public init() {}
+
+    init(single: Diagnostic) {
+        items = [single]
+    }
 
     public mutating func error(_ path: JSONPath, _ message: String) {
         items.append(.error(path, message))

@@ -70,13 +70,17 @@ public struct ManifestChecker {
 
     /// Why `relative` cannot be used as an input file, or nil when it can.
     func fileProblem(_ relative: String, what: String) -> String? {
-        let full = absolute(relative)
+        Self.fileProblem(relative, what: what, directory: manifest.directory)
+    }
+
+    static func fileProblem(_ relative: String, what: String, directory: String) -> String? {
+        let full = directory + "/" + relative
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: full, isDirectory: &isDirectory) else {
-            return "\(what) \(relative) does not exist (looked in \(manifest.directory))"
+            return "\(what) \(relative) does not exist (looked in \(directory))"
         }
         if isDirectory.boolValue { return "\(what) \(relative) is a folder; name a file" }
-        if let escape = escapesManifestFolder(full) {
+        if let escape = escapesFolder(full, directory: directory) {
             return "\(what) \(relative) resolves through a symbolic link to \(escape), outside the manifest's folder; copy the file in instead"
         }
         guard FileManager.default.isReadableFile(atPath: full) else {
@@ -90,9 +94,9 @@ public struct ManifestChecker {
     }
 
     /// The real location of `path` when a symbolic link takes it outside the manifest folder.
-    func escapesManifestFolder(_ path: String) -> String? {
+    static func escapesFolder(_ path: String, directory: String) -> String? {
         let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
-        let root = URL(fileURLWithPath: manifest.directory).resolvingSymlinksInPath().path
+        let root = URL(fileURLWithPath: directory).resolvingSymlinksInPath().path
         return resolved == root || resolved.hasPrefix(root + "/") ? nil : resolved
     }
 

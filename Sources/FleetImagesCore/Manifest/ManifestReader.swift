@@ -12,27 +12,38 @@ public enum ManifestReader {
     /// Reads and checks the manifest at `path`. Returns the manifest when its shape is sound
     /// (possibly with warnings), or nil with the errors.
     public static func read(path: String) -> (manifest: Manifest?, diagnostics: [Diagnostic]) {
+        let (manifest, diagnostics) = readCollecting(path: path)
+        return (manifest, diagnostics.items)
+    }
+
+    static func readCollecting(path: String) -> (manifest: Manifest?, diagnostics: Diagnostics) {
         let url = URL(fileURLWithPath: path).standardizedFileURL
         let data: Data
         do {
             data = try Data(contentsOf: url)
         } catch {
-            return (nil, [Diagnostic(.error, at: path, "cannot read the manifest: \(ManifestReader.reason(error)); pass --manifest PATH or run from the folder holding fleet.json")])
+            return (nil, Diagnostics(single: Diagnostic(.error, at: path, "cannot read the manifest: \(ManifestReader.reason(error)); pass --manifest PATH or run from the folder holding fleet.json")))
         }
-        return read(data: data, filePath: url.path)
+        return readCollecting(data: data, filePath: url.path)
     }
 
     /// Reads a manifest from bytes; `filePath` fixes the folder relative paths start from.
     public static func read(data: Data, filePath: String) -> (manifest: Manifest?, diagnostics: [Diagnostic]) {
+        let (manifest, diagnostics) = readCollecting(data: data, filePath: filePath)
+        return (manifest, diagnostics.items)
+    }
+
+    /// Like ``read(data:filePath:)``, also returning the input files the manifest names.
+    static func readCollecting(data: Data, filePath: String) -> (manifest: Manifest?, diagnostics: Diagnostics) {
         let root: JSONValue
+        var diagnostics = Diagnostics()
         do {
             root = try JSONValue.parse(data)
         } catch {
-            return (nil, [Diagnostic(.error, at: filePath, "not valid JSON: \(jsonErrorText(error))")])
+            return (nil, Diagnostics(single: Diagnostic(.error, at: filePath, "not valid JSON: \(jsonErrorText(error))")))
         }
-        var diagnostics = Diagnostics()
         let manifest = read(root: root, filePath: filePath, diagnostics: &diagnostics)
-        return (diagnostics.hasErrors ? nil : manifest, diagnostics.items)
+        return (diagnostics.hasErrors ? nil : manifest, diagnostics)
     }
 
     static func read(root: JSONValue, filePath: String, diagnostics: inout Diagnostics) -> Manifest? {
@@ -110,6 +121,7 @@ public enum ManifestReader {
                 diagnostics.error(source.path, problem)
             } else {
                 sourceValue = .path(source.value)
+                diagnostics.reference(source.value, at: source.path)
             }
         }
         let sha = reader.string("sha256", diagnostics: &diagnostics)
@@ -206,7 +218,11 @@ public enum ManifestReader {
                     diagnostics.warning(image.path, "\"\(image.value)\" is pinned by tag only; a digest (name@sha256:…) makes builds reproducible")
                 }
             }
-            if let template, let problem = Names.checkRelativePath(template.value) { diagnostics.error(template.path, problem) }
+            if let template {
+                if let problem = Names.checkRelativePath(template.value) { diagnostics.error(template.path, problem) } else {
+                    diagnostics.reference(template.value, at: template.path)
+                }
+            }
         }
         guard let kind else { return nil }
         return BuilderSpec(kind: kind, timeoutSeconds: timeout, image: image?.value, template: template?.value,
@@ -434,6 +450,7 @@ public enum ManifestReader {
             diagnostics.error(text.path, problem)
             return nil
         }
+        diagnostics.reference(text.value, at: text.path)
         return text
     }
 

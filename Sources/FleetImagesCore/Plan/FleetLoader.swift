@@ -13,8 +13,20 @@ public enum FleetLoader {
     }
 
     public static func load(manifestPath: String, environment: [String: String], only: String? = nil, now: Date = Date()) -> Outcome {
-        let (manifest, readDiagnostics) = ManifestReader.read(path: manifestPath)
-        guard let manifest else { return Outcome(manifest: nil, variants: [], diagnostics: readDiagnostics) }
+        let (manifest, collected) = ManifestReader.readCollecting(path: manifestPath)
+        let readDiagnostics = collected.items
+        guard let manifest else {
+            // The manifest cannot be used, but the files it names can still be looked for, so that
+            // one run reports every problem.
+            let directory = (URL(fileURLWithPath: manifestPath).standardizedFileURL.path as NSString).deletingLastPathComponent
+            var seen = Set<String>()
+            let missing = collected.references.compactMap { reference -> Diagnostic? in
+                guard seen.insert(reference.path + "\u{0}" + reference.location.description).inserted,
+                      let problem = ManifestChecker.fileProblem(reference.path, what: "file", directory: directory) else { return nil }
+                return .error(reference.location, problem)
+            }
+            return Outcome(manifest: nil, variants: [], diagnostics: readDiagnostics + missing)
+        }
         let (overlays, overlayDiagnostics) = Overlay.scan(manifest: manifest)
         let (variants, expansionDiagnostics) = Expansion.expand(manifest, overlays: overlays)
         var selected = variants

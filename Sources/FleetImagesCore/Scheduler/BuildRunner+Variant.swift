@@ -127,7 +127,8 @@ extension BuildRunner {
             // Final place: <output>/<variant>/<UTC time>-<digest prefix>/<variant>.img; `latest` points at it.
             let stamp = Self.folderStamp(started)
             let variantFolder = context.outputDirectory + "/" + variant.id
-            let finalFolder = variantFolder + "/" + stamp + "-" + signature.sha256.prefix(12)
+            // The build id keeps two identical (reproducible) images built in the same second apart.
+            let finalFolder = variantFolder + "/" + stamp + "-" + signature.sha256.prefix(12) + "-b\(buildID)"
             let finalImage = finalFolder + "/" + variant.id + ".img"
             let artifact = BuildArtifact(path: finalImage, size: Int64(signature.size), sha256: signature.sha256,
                                          signaturePath: finalImage + ".sig", signingKeyFingerprint: signature.keyFingerprint)
@@ -148,7 +149,7 @@ extension BuildRunner {
             try Self.restrictDirectory(work, group: context.outputGroup)
             try store.finishBuild(id: buildID, .succeeded(artifact, provenancePath: ProvenanceDocument.path(forImage: finalImage)))
             do {
-                try Self.place(work: work, stagedNames: ["stage"], into: finalFolder)
+                try Self.place(work: work, stagedNames: ["stage"], into: finalFolder, group: context.outputGroup)
                 try Self.pointLatest(variantFolder, at: (finalFolder as NSString).lastPathComponent)
             } catch {
                 try? store.finishBuild(id: buildID, .failed("placing the image failed: \(error)"))
@@ -205,17 +206,25 @@ extension BuildRunner {
 
     /// Moves the finished files from the work folder into `finalFolder` with one rename of a
     /// folder prepared beside it, so the output never holds a partial set.
-    static func place(work: String, stagedNames: [String], into finalFolder: String) throws {
+    static func place(work: String, stagedNames: [String], into finalFolder: String, group: gid_t?) throws {
         let fm = FileManager.default
         for name in stagedNames { try? fm.removeItem(atPath: work + "/" + name) }
         let incoming = (finalFolder as NSString).deletingLastPathComponent + "/.incoming-" + (finalFolder as NSString).lastPathComponent
         try? fm.removeItem(atPath: incoming)
         if rename(work, incoming) != 0 {
             guard errno == EXDEV else { throw BuildFailure("cannot move \(work) to \(incoming): \(String(cString: strerror(errno)))") }
-            // Output on another file system: copy into the hidden folder first, then rename.
-            try fm.createDirectory(atPath: incoming, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o750])
-            for name in try fm.contentsOfDirectory(atPath: work) {
-                _ = try SparseCopy.copy(from: work + "/" + name, to: incoming + "/" + name)
+            // Output on another file system: copy into the hidden folder first, then rename. A failed
+            // copy (a full disk) must not leave the hidden folder behind in the output.
+            do {
+                try fm.createDirectory(atPath: incoming, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o750])
+                try restrictDirectory(incoming, group: group)
+                for name in try fm.contentsOfDirectory(atPath: work) {
+                    _ = try SparseCopy.copy(from: work + "/" + name, to: incoming + "/" + name)
+                    try restrict(incoming + "/" + name, group: group)
+                }
+            } catch {
+                try? fm.removeItem(atPath: incoming)
+                throw error
             }
         }
         guard rename(incoming, finalFolder) == 0 else {

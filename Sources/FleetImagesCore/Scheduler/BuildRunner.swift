@@ -61,6 +61,7 @@ public struct BuildRunner: Sendable {
         // With the lock held no other run is alive: whatever is left in work/ belongs to a run that
         // died (kill -9, power loss) and may hold claim keys. Remove it before anything else.
         Self.removeStaleWork(in: state.workDirectory, events: events)
+        Self.removeStalePlacements(in: manifest.directory + "/" + manifest.output.directory, events: events)
 
         let store: ProvenanceStore
         let secretKey: [UInt8]
@@ -172,6 +173,19 @@ public struct BuildRunner: Sendable {
         guard let leftovers = try? FileManager.default.contentsOfDirectory(atPath: directory), !leftovers.isEmpty else { return }
         for name in leftovers { try? FileManager.default.removeItem(atPath: directory + "/" + name) }
         events(.note("removed \(leftovers.count) work folder\(leftovers.count == 1 ? "" : "s") left by an earlier run that did not finish"))
+    }
+
+    /// A run killed between the two renames of `place` leaves a hidden `.incoming-*` folder or a
+    /// `.latest-*` link in a variant's output folder; neither is ever a finished image.
+    static func removeStalePlacements(in output: String, events: @Sendable (BuildEvent) -> Void) {
+        let fm = FileManager.default
+        for variant in (try? fm.contentsOfDirectory(atPath: output)) ?? [] where !variant.hasPrefix(".") {
+            let folder = output + "/" + variant
+            for name in (try? fm.contentsOfDirectory(atPath: folder)) ?? [] where name.hasPrefix(".incoming-") || name.hasPrefix(".latest-") {
+                try? fm.removeItem(atPath: folder + "/" + name)
+                events(.note("removed \(folder)/\(name), left by an earlier run that did not finish"))
+            }
+        }
     }
 
     static func fileSize(_ path: String) -> UInt64? {
