@@ -143,12 +143,28 @@ public struct Planner {
         var template: String?
         var dockerArgs: [String]?
         var mode: String?
+        /// Digest of every file beside the Packer template (the template itself, set_os.sh, …):
+        /// editing any of them changes what Packer runs, so it rebuilds every variant.
+        var templateFolder: [String: String]?
     }
 
     func builderIdentity() -> BuilderIdentity {
         let b = manifest.builder
         guard b.kind == .packerDocker else { return BuilderIdentity(kind: b.kind.rawValue) }
-        return BuilderIdentity(kind: b.kind.rawValue, image: b.image, template: b.template, dockerArgs: b.dockerArgs, mode: b.packerMode.rawValue)
+        var folderDigests: [String: String]?
+        if let template = b.template {
+            let folder = ((manifest.directory + "/" + template) as NSString).deletingLastPathComponent
+            var digests: [String: String] = [:]
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] {
+                var isDirectory: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: folder + "/" + name, isDirectory: &isDirectory), !isDirectory.boolValue,
+                      let digest = try? Digest.sha256Hex(fileAt: folder + "/" + name) else { continue }
+                digests[name] = digest
+            }
+            folderDigests = digests
+        }
+        return BuilderIdentity(kind: b.kind.rawValue, image: b.image, template: b.template, dockerArgs: b.dockerArgs,
+                               mode: b.packerMode.rawValue, templateFolder: folderDigests)
     }
 
     struct CanonicalItem: Encodable {

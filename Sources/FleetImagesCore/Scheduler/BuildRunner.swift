@@ -7,24 +7,25 @@ import Foundation
 /// output folder until it is complete, signed and recorded: each image is placed by one rename.
 public struct BuildRunner: Sendable {
     public var options: BuildOptions
-    /// Makes the builder for a manifest; tests pass their own.
-    public var makeBuilder: @Sendable (Manifest) throws -> any ImageBuilder
+    /// Makes the builder for a manifest, once per run before any build starts (the packer-docker
+    /// builder checks Docker and resolves its image's digest here); tests pass their own.
+    public var makeBuilder: @Sendable (Manifest, StateLocation) async throws -> any ImageBuilder
     public var events: @Sendable (BuildEvent) -> Void
 
     public init(options: BuildOptions,
-                makeBuilder: (@Sendable (Manifest) throws -> any ImageBuilder)? = nil,
+                makeBuilder: (@Sendable (Manifest, StateLocation) async throws -> any ImageBuilder)? = nil,
                 events: @escaping @Sendable (BuildEvent) -> Void = { _ in }) {
         self.options = options
         self.makeBuilder = makeBuilder ?? BuildRunner.defaultBuilder
         self.events = events
     }
 
-    public static func defaultBuilder(_ manifest: Manifest) throws -> any ImageBuilder {
+    public static func defaultBuilder(_ manifest: Manifest, state: StateLocation) async throws -> any ImageBuilder {
         switch manifest.builder.kind {
         case .inject:
             return InjectBuilder()
         case .packerDocker:
-            throw BuildRunError.unavailable("the packer-docker builder is not available in this version of fleet-images; use \"type\": \"inject\"")
+            return try await PackerDockerBuilder.prepare(manifest: manifest, state: state)
         }
     }
 
@@ -44,7 +45,11 @@ public struct BuildRunner: Sendable {
             throw BuildRunError.failed("cannot create the state folder \(state.directory): \(error.localizedDescription)")
         }
         let builder: any ImageBuilder
-        do { builder = try makeBuilder(manifest) } catch let error as BuildRunError { throw error } catch {
+        do { builder = try await makeBuilder(manifest, state) } catch let error as BuildRunError { throw error } catch is CancellationError {
+            throw CancellationError()
+        } catch let error as PackerDockerError where error.isInputProblem {
+            throw BuildRunError.badInput([], "\(error)")
+        } catch {
             throw BuildRunError.unavailable("\(error)")
         }
         if builder.kind == .inject {

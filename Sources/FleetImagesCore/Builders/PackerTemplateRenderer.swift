@@ -1,0 +1,279 @@
+import Foundation
+
+/// Turns the repository's Packer template (`builder.template`, the seed's `raspios-lite.json`
+/// shape) into one build context: for a variant, or for the fleet's shared base (base mode).
+///
+/// What fleet-images decides, whatever the template says:
+/// - where the base comes from: `file_urls` is `base_image.source` (a URL as is; a repository
+///   path mounted read-only at `/fleet-images/base/<name>`), the checksum is `base_image.sha256`
+///   (`file_checksum`) or `base_image.checksum_url` (`file_checksum_url`), and `.xz`/`.img`
+///   sources get the matching `file_unarchive_cmd`/`file_target_extension`;
+/// - the qemu binary: from `base_image.arch` (`arm64` → `qemu-aarch64-static`, `armhf` →
+///   `qemu-arm-static`; the seed named `qemu-arm-static` for an arm64 image, which fails with
+///   "Exec format error");
+/// - the files: one `file` provisioner per ``ContentItem`` (what `plan` shows), between
+///   fleet-images' `prepare` and `finish` chroot scripts (``PackerChrootScript``). The template's
+///   own `file` provisioners are replaced; each must name a destination the variant writes, so
+///   nothing the template meant is silently lost. In base mode no file goes in: the inject
+///   builder writes them all per variant.
+///
+/// The template's other provisioners (the `shell` one running `set_os.sh`) follow, their scripts
+/// copied into `scripts/`. Missing `image_build_method`, `image_type` and `image_chroot_env` get
+/// the seed's values. The result is checked against ``PackerArmFields`` and printed with sorted
+/// keys (``PackerJSON``), so the same inputs give the same bytes.
+public struct PackerTemplateRenderer: Sendable {
+    public enum Target: Sendable {
+        /// One variant: its id and content.
+        case variant(id: String, items: [ContentItem])
+        /// The fleet's shared base: the template's scripts only.
+        case base
+    }
+
+    public var manifest: Manifest
+    /// The parsed template.
+    public var template: JSONValue
+    /// Absolute path of the template (its folder resolves the template's script paths).
+    public var templatePath: String
+
+    /// Where a repository base image is mounted in the container.
+    public static let baseMountFolder = "/fleet-images/base"
+    public static let topLevelKeys: Set<String> = ["variables", "sensitive-variables", "builders", "provisioners", "post-processors", "description", "min_packer_version"]
+    public static let seedChrootEnvironment = ["PATH=/usr/local/bin:/usr/local/sbin:/usr/bin:/usr/sbin:/bin:/sbin"]
+
+    public init(manifest: Manifest, template: JSONValue, templatePath: String) {
+        self.manifest = manifest
+        self.template = template
+        self.templatePath = templatePath
+    }
+
+    /// Reads and parses the manifest's template.
+    public static func load(manifest: Manifest) throws -> PackerTemplateRenderer {
+        guard let relative = manifest.builder.template else {
+            throw PackerDockerError.template("builder.template is not set", path: manifest.filePath)
+        }
+        let path = manifest.directory + "/" + relative
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw PackerDockerError.template("cannot read the Packer template (builder.template)", path: path)
+        }
+        let value: JSONValue
+        do { value = try JSONValue.parse(data) } catch {
+            throw PackerDockerError.template("not valid JSON: \(error.localizedDescription); fleet-images reads Packer's JSON templates, not HCL", path: path)
+        }
+        return PackerTemplateRenderer(manifest: manifest, template: value, templatePath: path)
+    }
+
+    /// The qemu user-mode emulator packer-builder-arm copies into the chroot for `arch`.
+    public static func qemuBinary(forArch arch: String) -> String? {
+        switch arch {
+        case "arm64", "aarch64": "/usr/bin/qemu-aarch64-static"
+        case "armhf", "armel", "arm", "armv6l", "armv7l": "/usr/bin/qemu-arm-static"
+        default: nil
+        }
+    }
+
+    public func render(_ target: Target) throws -> PackerBuildContext {
+        let path = templatePath
+        func fail(_ message: String) -> PackerDockerError { .template(message, path: path) }
+        guard case .object(var top) = template else { throw fail("the template is not a JSON object") }
+        for key in top.keys.sorted() where !Self.topLevelKeys.contains(key) {
+            let hint = Suggestion.closest(to: key, among: Self.topLevelKeys.sorted()).map { "; did you mean \"\($0)\"?" } ?? ""
+            throw fail("\"\(key)\" is not a key of a Packer JSON template\(hint)")
+        }
+        guard case .array(let builders)? = top["builders"], builders.count == 1, case .object(var builder) = builders[0],
+              PackerJSON.string(builder["type"]) == "arm" else {
+            throw fail("\"builders\" must hold exactly one builder of \"type\": \"arm\" (packer-builder-arm)")
+        }
+        var notes: [String] = []
+        var mounts: [PackerBuildContext.Mount] = []
+        let variantID: String
+        switch target {
+        case .variant(let id, _): variantID = id
+        case .base: variantID = "base"
+        }
+
+        // The base archive.
+        let base = manifest.baseImage
+        let sourceName: String
+        switch base.source {
+        case .url(let url):
+            builder["file_urls"] = .array([.string(url)])
+            sourceName = url.split(separator: "?").first.map(String.init) ?? url
+        case .path(let relative):
+            let name = (relative as NSString).lastPathComponent
+            let inside = Self.baseMountFolder + "/" + name
+            mounts.append(.init(host: manifest.directory + "/" + relative, container: inside))
+            builder["file_urls"] = .array([.string(inside)])
+            sourceName = name
+        }
+        if let sha = base.sha256 {
+            builder["file_checksum"] = .string(sha)
+            builder["file_checksum_type"] = .string("sha256")
+            builder["file_checksum_url"] = nil
+        } else if let url = base.checksumURL {
+            builder["file_checksum_url"] = .string(url)
+            builder["file_checksum_type"] = .string("sha256")
+            builder["file_checksum"] = nil
+        }
+        if sourceName.hasSuffix(".xz") {
+            builder["file_unarchive_cmd"] = .array([.string("xz"), .string("-d"), .string("$ARCHIVE_PATH")])
+            builder["file_target_extension"] = .string("xz")
+        } else if sourceName.hasSuffix(".img") {
+            builder["file_unarchive_cmd"] = nil
+            builder["file_target_extension"] = .string("img")
+        }
+
+        // The qemu binary follows the base image's architecture.
+        guard let qemu = Self.qemuBinary(forArch: base.arch) else {
+            throw fail("no qemu binary is known for base_image.arch \"\(base.arch)\"")
+        }
+        if let given = PackerJSON.string(builder["qemu_binary_source_path"]), given != qemu {
+            notes.append("qemu_binary_source_path \(given) replaced by \(qemu): base_image.arch is \(base.arch)")
+        }
+        builder["qemu_binary_source_path"] = .string(qemu)
+        builder["qemu_binary_destination_path"] = .string(qemu)
+
+        // The seed's values where the template has none.
+        if builder["image_build_method"] == nil { builder["image_build_method"] = .string("reuse") }
+        if builder["image_type"] == nil { builder["image_type"] = .string("dos") }
+        if builder["image_chroot_env"] == nil { builder["image_chroot_env"] = .array(Self.seedChrootEnvironment.map { .string($0) }) }
+
+        // Where the image is written, relative to /build.
+        var imagePath = PackerJSON.string(builder["image_path"]) ?? "\(variantID).img"
+        if imagePath.hasPrefix("/build/") { imagePath = String(imagePath.dropFirst("/build/".count)) }
+        while imagePath.hasPrefix("./") { imagePath = String(imagePath.dropFirst(2)) }
+        if imagePath.hasPrefix("/") || imagePath.split(separator: "/").contains("..") || imagePath.isEmpty {
+            throw fail("image_path \"\(imagePath)\" must be a path inside the build context (relative, no \"..\")")
+        }
+        if imagePath.hasPrefix("files/") || imagePath.hasPrefix("scripts/") || imagePath.hasPrefix(".packer_cache") {
+            throw fail("image_path \"\(imagePath)\" is inside a folder fleet-images fills; choose another name")
+        }
+        builder["image_path"] = .string(imagePath)
+
+        let problems = PackerArmFields.problems(in: builder)
+        if !problems.isEmpty {
+            throw fail("the arm builder: " + problems.joined(separator: "; "))
+        }
+        top["builders"] = .array([.object(builder)])
+
+        // Provisioners.
+        var files: [PackerBuildContext.File] = []
+        var provisioners: [JSONValue] = []
+        let templateProvisioners: [JSONValue]
+        switch top["provisioners"] {
+        case .array(let list)?: templateProvisioners = list
+        case nil: templateProvisioners = []
+        default: throw fail("\"provisioners\" is not an array")
+        }
+        var written: Set<String> = []
+        if case .variant(let id, let items) = target {
+            let (contextFiles, generated, destinations) = fileProvisioners(variantID: id, items: items)
+            files += contextFiles
+            provisioners += generated
+            written = destinations
+        }
+        var scriptNames: Set<String> = [PackerChrootScript.prepareName, PackerChrootScript.finishName]
+        let templateFolder = (templatePath as NSString).deletingLastPathComponent
+        for (index, entry) in templateProvisioners.enumerated() {
+            guard case .object(var provisioner) = entry, let type = PackerJSON.string(provisioner["type"]) else {
+                throw fail("provisioners[\(index)] has no \"type\"")
+            }
+            if type == "file" {
+                guard case .variant = target else {
+                    notes.append("provisioners[\(index)] (file) left out of the base: the inject builder writes every variant's files")
+                    continue
+                }
+                let destination = PackerJSON.string(provisioner["destination"]) ?? ""
+                guard written.contains(destination) else {
+                    throw fail("provisioners[\(index)] copies a file to \"\(destination)\", which the manifest does not put into the image; fleet-images writes the files of the manifest (claim, parameters, Wi-Fi, `files`): add it to `files` in the manifest")
+                }
+                continue
+            }
+            for key in ["script", "scripts"] where provisioner[key] != nil {
+                let sources: [String]
+                if key == "script" {
+                    guard let one = PackerJSON.string(provisioner[key]) else { throw fail("provisioners[\(index)].script is not a string") }
+                    sources = [one]
+                } else {
+                    guard let list = PackerJSON.strings(provisioner[key]) else { throw fail("provisioners[\(index)].scripts is not an array of strings") }
+                    sources = list
+                }
+                var renamed: [String] = []
+                for source in sources {
+                    let name = (source as NSString).lastPathComponent
+                    guard !scriptNames.contains(name) else {
+                        throw fail("provisioners[\(index)]: two scripts named \(name); fleet-images puts every script into one scripts/ folder, so give them distinct names")
+                    }
+                    scriptNames.insert(name)
+                    let host = source.hasPrefix("/") ? source : templateFolder + "/" + source
+                    guard FileManager.default.fileExists(atPath: host) else {
+                        throw fail("provisioners[\(index)]: the script \(source) does not exist (looked for \(host))")
+                    }
+                    files.append(.init(path: "scripts/" + name, content: .copy(URL(fileURLWithPath: host).standardizedFileURL.path), mode: 0o755, secret: false))
+                    renamed.append("scripts/" + name)
+                }
+                provisioner[key] = key == "script" ? .string(renamed[0]) : .array(renamed.map { .string($0) })
+            }
+            provisioners.append(.object(provisioner))
+        }
+        top["provisioners"] = .array(provisioners)
+
+        let templateName = (templatePath as NSString).lastPathComponent
+        return PackerBuildContext(templateFileName: templateName, template: PackerJSON.render(.object(top)), files: files,
+                                  imagePath: imagePath, readOnlyMounts: mounts, notes: notes)
+    }
+
+    /// `prepare`, one `file` provisioner per destination (the last write wins, as in the inject
+    /// builder), `finish`. Returns the context files, the provisioners and the destinations written.
+    func fileProvisioners(variantID: String, items: [ContentItem]) -> ([PackerBuildContext.File], [JSONValue], Set<String>) {
+        var last: [String: Int] = [:]
+        for (index, item) in items.enumerated() {
+            switch item.source {
+            case .file, .generated: last[item.destination] = index
+            case .hostsEntry, .kernelParameter: break
+            }
+        }
+        let copied = items.enumerated().filter { last[$0.element.destination] == $0.offset }.map(\.element)
+        let edits = items.filter {
+            switch $0.source {
+            case .hostsEntry, .kernelParameter: true
+            case .file, .generated: false
+            }
+        }
+        var files: [PackerBuildContext.File] = []
+        var provisioners: [JSONValue] = []
+        var directories: [String] = []
+        for item in copied {
+            let folder = (item.destination as NSString).deletingLastPathComponent
+            if !directories.contains(folder) { directories.append(folder) }
+        }
+        files.append(.init(path: "scripts/" + PackerChrootScript.prepareName,
+                           content: .bytes(Array(PackerChrootScript.prepare(variantID: variantID, directories: directories).utf8)),
+                           mode: 0o755, secret: false))
+        provisioners.append(.object(["type": .string("shell"), "script": .string("scripts/" + PackerChrootScript.prepareName)]))
+        let width = String(copied.count).count
+        for (index, item) in copied.enumerated() {
+            let number = String(index + 1)
+            let prefix = String(repeating: "0", count: max(0, max(2, width) - number.count)) + number
+            let name: String
+            let content: PackerBuildContext.Content
+            switch item.source {
+            case .file(let relative, _):
+                name = (relative as NSString).lastPathComponent
+                content = .copy(manifest.directory + "/" + relative)
+            case .generated(let generatedName, let bytes, _):
+                name = generatedName
+                content = .bytes(bytes)
+            case .hostsEntry, .kernelParameter:
+                continue
+            }
+            let path = "files/\(prefix)-\(name)"
+            files.append(.init(path: path, content: content, mode: item.isSecret ? 0o600 : 0o644, secret: item.isSecret))
+            provisioners.append(.object(["type": .string("file"), "source": .string(path), "destination": .string(item.destination)]))
+        }
+        files.append(.init(path: "scripts/" + PackerChrootScript.finishName,
+                           content: .bytes(Array(PackerChrootScript.finish(variantID: variantID, files: copied, edits: edits).utf8)),
+                           mode: 0o755, secret: false))
+        provisioners.append(.object(["type": .string("shell"), "script": .string("scripts/" + PackerChrootScript.finishName)]))
+        return (files, provisioners, Set(items.map(\.destination)))
+    }
+}
