@@ -44,6 +44,11 @@ let package = Package(
         ),
         // Benchmarks: separate programs that print ratios against an anchor measured in the same run.
         .executableTarget(
+            name: "fleet-images-bench",
+            dependencies: ["FleetImagesCore", "COpenSSL"],
+            path: "Sources/fleet-images-bench"
+        ),
+        .executableTarget(
             name: "provenance-bench",
             dependencies: ["FleetImagesCore", .product(name: "GRDB", package: "GRDB.swift")]
         ),

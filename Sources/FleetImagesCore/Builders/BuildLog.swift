@@ -44,9 +44,8 @@ public final class BuildLog: @unchecked Sendable {
         lock.unlock()
     }
 
+    /// A value-type format style: thread-safe and cheap, unlike a formatter made per line.
     static func timestamp(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.string(from: date)
+        date.formatted(.iso8601)
     }
 }

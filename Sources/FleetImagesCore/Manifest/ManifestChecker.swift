@@ -4,7 +4,7 @@ import Foundation
 /// secrets resolve and are well-formed, certificates parse, match their keys and are not
 /// expired. Runs after ``Expansion`` so that every check sees the merged values, and reports
 /// each problem once, at the path where the value was written.
-public struct ManifestChecker {
+public struct ManifestChecker: Sendable {
     public var manifest: Manifest
     public var environment: [String: String]
     public var now: Date
@@ -38,6 +38,10 @@ public struct ManifestChecker {
         }
         checkSigning(&diagnostics)
 
+        // Parsing certificates and keys is most of the cost of a big fleet: do it on every core
+        // first, then report in manifest order.
+        let claimResults = precheckClaims(variants)
+
         var checkedPSK = Set<String>()
         var checkedClaims = Set<String>()
         for variant in variants {
@@ -47,7 +51,7 @@ public struct ManifestChecker {
                 let keyOK = requireFile(variant.claim.privateKey, at: variant.claim.privateKeyPath, what: "claim private key")
                 if keyOK { checkKeyPermissions(variant.claim.privateKey, at: variant.claim.privateKeyPath, &diagnostics) }
                 if certOK && keyOK {
-                    checkClaimCertificate(variant, &diagnostics)
+                    diagnostics.append(contentsOf: claimResults[claimKey] ?? [])
                 }
             }
             if let wifi = variant.wifi, checkedPSK.insert(wifi.pskPath.description).inserted {
@@ -89,6 +93,29 @@ public struct ManifestChecker {
         return nil
     }
 
+    /// The certificate checks of every distinct claim pair whose files exist, computed in parallel.
+    func precheckClaims(_ variants: [Variant]) -> [String: [Diagnostic]] {
+        var seen = Set<String>()
+        var pairs: [(key: String, variant: Variant)] = []
+        for variant in variants {
+            let key = variant.claim.certificate + "\u{0}" + variant.claim.privateKey
+            guard seen.insert(key).inserted,
+                  Self.fileProblem(variant.claim.certificate, what: "", directory: manifest.directory) == nil,
+                  Self.fileProblem(variant.claim.privateKey, what: "", directory: manifest.directory) == nil else { continue }
+            pairs.append((key, variant))
+        }
+        let results = ResultSlots(count: pairs.count)
+        let work = pairs.map(\.variant)
+        DispatchQueue.concurrentPerform(iterations: work.count) { index in
+            var local = Diagnostics()
+            checkClaimCertificate(work[index], &local)
+            results.set(index, local.items)
+        }
+        var byKey: [String: [Diagnostic]] = [:]
+        for (index, pair) in pairs.enumerated() { byKey[pair.key] = results.get(index) }
+        return byKey
+    }
+
     func absolute(_ relative: String) -> String {
         manifest.directory + "/" + relative
     }
@@ -127,4 +154,16 @@ public enum WifiRules {
         }
         return nil
     }
+}
+
+/// Per-index results written from `concurrentPerform`.
+private final class ResultSlots: @unchecked Sendable {
+    // @unchecked: every access goes through `lock`.
+    private var slots: [[Diagnostic]]
+    private let lock = NSLock()
+
+    init(count: Int) { slots = Array(repeating: [], count: count) }
+
+    func set(_ index: Int, _ value: [Diagnostic]) { lock.withLock { slots[index] = value } }
+    func get(_ index: Int) -> [Diagnostic] { lock.withLock { slots[index] } }
 }

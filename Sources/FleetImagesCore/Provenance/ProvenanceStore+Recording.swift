@@ -100,7 +100,19 @@ extension ProvenanceStore {
     /// that points at (and copies the artifact and inputs of) the build it reuses. Returns its id.
     @discardableResult
     public func recordUpToDate(runID: Int64, reusing buildID: Int64, at date: Date = Date()) throws -> Int64 {
-        try write("recording an up-to-date variant") { db in
+        try recordUpToDate(runID: runID, reusing: [buildID], at: date)[0]
+    }
+
+    /// Records many up-to-date variants in one transaction (a nightly no-op run has hundreds).
+    /// Returns the new rows' ids, in the order of `buildIDs`.
+    public func recordUpToDate(runID: Int64, reusing buildIDs: [Int64], at date: Date = Date()) throws -> [Int64] {
+        try write("recording up-to-date variants") { db in
+            try buildIDs.map { try Self.insertUpToDate(db, runID: runID, reusing: $0, at: date, path: path) }
+        }
+    }
+
+    private static func insertUpToDate(_ db: Database, runID: Int64, reusing buildID: Int64, at date: Date, path: String) throws -> Int64 {
+        do { // one scope, as in the other recording calls
             guard try RunRecord.exists(db, key: runID) else {
                 throw ProvenanceError.runNotFound(id: runID, path: path)
             }

@@ -112,10 +112,9 @@ public struct BuildRunner: Sendable {
         do {
             runID = try store.beginRun(RunStart(commandLine: options.commandLine, manifestPath: manifest.filePath, manifestSHA256: manifestDigest,
                                                 toolVersion: FleetImagesVersion.current, parallelism: options.parallel, plannedCount: plan.variants.count))
-            for (variant, buildID) in reuse.sorted(by: { $0.key < $1.key }) {
-                _ = try store.recordUpToDate(runID: runID, reusing: buildID)
-                events(.finished(results[variant]!))
-            }
+            let reused = reuse.sorted(by: { $0.key < $1.key })
+            _ = try store.recordUpToDate(runID: runID, reusing: reused.map(\.value))
+            for (variant, _) in reused { events(.finished(results[variant]!)) }
         } catch {
             throw BuildRunError.failed("\(error)")
         }
