@@ -98,6 +98,33 @@ import Testing
         #expect(text.contains("defaults.files[1].source: file variants/link resolves through a symbolic link to"), "\(text)")
     }
 
+    /// Claim checks are reused for identical bytes, and expiry is still judged against now.
+    @Test func claimCheckCacheIsUsedForIdenticalBytesOnly() throws {
+        let fleet = try TestFleet()
+        try fleet.writeManifest()
+        let cachePath = fleet.directory + "/claim-checks.json"
+        let secret = Digest.randomBytes(32)
+        let cache = ClaimCheckCache(path: cachePath, secretKey: secret)
+        #expect(!FleetLoader.load(manifestPath: fleet.manifestPath, environment: [:], claimCache: cache).hasErrors)
+        try cache.save()
+        let stored = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: cachePath))) as? [String: Any]
+        #expect(stored?.count == 2)
+        // Rewrite alpha's entry to say "the key does not match" and "expires in 10 days": the
+        // checker must report both, proving it used the entry and judged the date against now.
+        let alphaKey = try #require(cache.key(certificate: fleet.directory + "/certs/alpha/claim.pem.crt",
+                                              privateKey: fleet.directory + "/certs/alpha/claim.private.pem.key"))
+        cache.store(.init(notBefore: Date(timeIntervalSince1970: 0), notAfter: Date().addingTimeInterval(10 * 86_400), keyMatches: false), for: alphaKey)
+        let text = messages(FleetLoader.load(manifestPath: fleet.manifestPath, environment: [:], claimCache: cache))
+        #expect(text.contains("sites[0].claim.private_key: certs/alpha/claim.private.pem.key is not the private key"), "\(text)")
+        #expect(text.contains("warning: sites[0].claim.certificate: claim certificate certs/alpha/claim.pem.crt expires on"), "\(text)")
+        // New bytes (a new certificate) miss the cache and are checked for real.
+        try fleet.makeClaim(site: "alpha", days: 400)
+        #expect(!FleetLoader.load(manifestPath: fleet.manifestPath, environment: [:], claimCache: cache).hasErrors)
+        // The file holds no secret: only HMAC keys and dates.
+        let bytes = try String(contentsOfFile: cachePath, encoding: .utf8)
+        #expect(!bytes.contains("BEGIN") && !bytes.contains("psk-of"))
+    }
+
     @Test func signingKeyThatDoesNotMatchItsPublicKey() throws {
         let fleet = try TestFleet()
         try runTool("openssl", ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", fleet.directory + "/keys/other.key.pem"])

@@ -8,11 +8,14 @@ public struct ManifestChecker: Sendable {
     public var manifest: Manifest
     public var environment: [String: String]
     public var now: Date
+    /// Results of earlier certificate/key checks, reused for identical bytes (optional).
+    public var claimCache: ClaimCheckCache?
 
-    public init(manifest: Manifest, environment: [String: String], now: Date = Date()) {
+    public init(manifest: Manifest, environment: [String: String], now: Date = Date(), claimCache: ClaimCheckCache? = nil) {
         self.manifest = manifest
         self.environment = environment
         self.now = now
+        self.claimCache = claimCache
     }
 
     public func check(_ variants: [Variant]) -> [Diagnostic] {

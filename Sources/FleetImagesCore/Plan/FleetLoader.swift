@@ -12,7 +12,8 @@ public enum FleetLoader {
         public var hasErrors: Bool { diagnostics.contains { $0.severity == .error } }
     }
 
-    public static func load(manifestPath: String, environment: [String: String], only: String? = nil, now: Date = Date()) -> Outcome {
+    public static func load(manifestPath: String, environment: [String: String], only: String? = nil, now: Date = Date(),
+                            claimCache: ClaimCheckCache? = nil) -> Outcome {
         let (manifest, collected) = ManifestReader.readCollecting(path: manifestPath)
         let readDiagnostics = collected.items
         guard let manifest else {
@@ -37,7 +38,7 @@ public enum FleetLoader {
                 diagnostics.append(Diagnostic(.error, at: "--only", "\"\(only)\" matches none of the \(variants.count) variants (e.g. \(variants.prefix(3).map(\.id).joined(separator: ", ")))"))
             }
         }
-        diagnostics += ManifestChecker(manifest: manifest, environment: environment, now: now).check(selected)
+        diagnostics += ManifestChecker(manifest: manifest, environment: environment, now: now, claimCache: claimCache).check(selected)
         return Outcome(manifest: manifest, variants: selected, diagnostics: diagnostics)
     }
 }

@@ -33,11 +33,22 @@ public struct BuildRunner: Sendable {
     /// summary (also when interrupted: check its status).
     public func run() async throws -> BuildSummary {
         let started = Date()
-        let outcome = FleetLoader.load(manifestPath: options.manifestPath, environment: options.environment, only: options.only)
+        // Earlier runs' claim-check results, if this state folder has them (nothing is created here:
+        // a bad manifest must leave no trace).
+        let manifestDirectory = (URL(fileURLWithPath: options.manifestPath).standardizedFileURL.path as NSString).deletingLastPathComponent
+        let early = StateLocation(manifestDirectory: manifestDirectory, override: options.statePath)
+        var claimCache: ClaimCheckCache?
+        if FileManager.default.fileExists(atPath: early.directory + "/" + StateSecretKey.fileName),
+           let key = try? StateSecretKey.loadOrCreate(inDirectory: early.directory) {
+            claimCache = ClaimCheckCache(path: early.claimCachePath, secretKey: key)
+        }
+        let outcome = FleetLoader.load(manifestPath: options.manifestPath, environment: options.environment, only: options.only,
+                                       claimCache: claimCache)
         for warning in outcome.diagnostics where warning.severity == .warning { events(.note(warning.description)) }
         guard let manifest = outcome.manifest, !outcome.hasErrors else {
             throw BuildRunError.badInput(outcome.diagnostics.filter { $0.severity == .error }, nil)
         }
+        try? claimCache?.save()
         // The manifest's bytes as read now: edits made during the run do not affect it.
         let manifestDigest = (try? Digest.sha256Hex(fileAt: manifest.filePath)) ?? ""
         let state = StateLocation(manifestDirectory: manifest.directory, override: options.statePath)

@@ -19,6 +19,7 @@ public struct StateLocation: Sendable {
     public var cacheDirectory: String { directory + "/cache" }
     public var workDirectory: String { directory + "/work" }
     public var logDirectory: String { directory + "/logs" }
+    public var claimCachePath: String { directory + "/claim-checks.json" }
 
     /// Creates the folder (mode 0750: it holds keys in work files and the HMAC key).
     public func create() throws {
