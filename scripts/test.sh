@@ -9,16 +9,18 @@ FLEET_IMAGES_WITH_DOCKER=1 scripts/install-deps.sh
 
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
-if ! docker info >/dev/null 2>&1; then
+# A dockerd that is still shutting down (or stuck) does not answer: wait for it to go, then start one.
+for attempt in 1 2 3; do
+  docker info >/dev/null 2>&1 && break
   if ! pgrep -x dockerd >/dev/null; then
     echo "starting dockerd (log: /tmp/fleet-images-dockerd.log)" >&2
     $sudo sh -c 'nohup dockerd >/tmp/fleet-images-dockerd.log 2>&1 &'
   fi
-  for _ in $(seq 1 60); do
+  for _ in $(seq 1 40); do
     docker info >/dev/null 2>&1 && break
     sleep 1
   done
-fi
+done
 if docker info >/dev/null 2>&1; then
   export FLEET_IMAGES_DOCKER_TESTS=1
 elif [ "${CI:-}" = true ]; then
