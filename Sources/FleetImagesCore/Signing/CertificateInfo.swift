@@ -43,10 +43,20 @@ public struct CertificateInfo: Sendable, Equatable {
         guard let notBefore = date(X509_get0_notBefore(certificate)), let notAfter = date(X509_get0_notAfter(certificate)) else {
             throw OpenSSLErrorQueue.failure("reading the certificate validity", path: path)
         }
-        guard let publicKey = X509_get0_pubkey(certificate) else {
+        // The SubjectPublicKeyInfo exactly as the certificate carries it. Encoding the X509_PUBKEY
+        // costs ~1 µs; going through the decoded EVP_PKEY (i2d_PUBKEY) ~130 µs, which a
+        // 10,000-site fleet pays 10,000 times.
+        guard let subjectPublicKey = X509_get_X509_PUBKEY(certificate), X509_get0_pubkey(certificate) != nil else {
             throw OpenSSLErrorQueue.failure("reading the certificate's public key", path: path)
         }
-        let publicKeyDER = PEMKeyDecoder.subjectPublicKeyInfo(publicKey)
+        let encodedLength = i2d_X509_PUBKEY(subjectPublicKey, nil)
+        guard encodedLength > 0 else { throw OpenSSLErrorQueue.failure("encoding the certificate's public key", path: path) }
+        var publicKeyDER = [UInt8](repeating: 0, count: Int(encodedLength))
+        let written = publicKeyDER.withUnsafeMutableBufferPointer { buffer -> Int32 in
+            var cursor = buffer.baseAddress
+            return i2d_X509_PUBKEY(subjectPublicKey, &cursor)
+        }
+        guard written == encodedLength else { throw OpenSSLErrorQueue.failure("encoding the certificate's public key", path: path) }
         return CertificateInfo(
             path: path,
             sha256Fingerprint: Digest.hex(Array(digest[0..<Int(length)])),
@@ -65,6 +75,9 @@ public struct CertificateInfo: Sendable, Equatable {
         let bytes = try SigningFiles.readSmallFile(path)
         let privateKey = try PEMKeyDecoder.privateKey(bytes, path: path, passphrase: passphrase)
         defer { EVP_PKEY_free(privateKey) }
+        // Fast path: the key's public half encodes to the very bytes in the certificate. Only when
+        // it does not (another but equal encoding, e.g. a compressed EC point) decode and compare.
+        if PEMKeyDecoder.subjectPublicKeyInfo(privateKey) == publicKeyDER { return true }
         guard let certified = PEMKeyDecoder.publicKey(der: publicKeyDER) else {
             throw OpenSSLErrorQueue.failure("decoding the certificate's public key", path: self.path)
         }
