@@ -125,8 +125,15 @@ public struct ManifestChecker: Sendable {
 
     /// The real location of `path` when a symbolic link takes it outside the manifest folder.
     static func escapesFolder(_ path: String, directory: String) -> String? {
-        let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
-        let root = URL(fileURLWithPath: directory).resolvingSymlinksInPath().path
+        // realpath(3): URL.resolvingSymlinksInPath is ~100x slower, and a big fleet asks this
+        // tens of thousands of times.
+        func real(_ path: String) -> String {
+            guard let resolved = realpath(path, nil) else { return path }
+            defer { free(resolved) }
+            return String(cString: resolved)
+        }
+        let resolved = real(path)
+        let root = real(directory)
         return resolved == root || resolved.hasPrefix(root + "/") ? nil : resolved
     }
 
