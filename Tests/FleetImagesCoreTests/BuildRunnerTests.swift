@@ -119,10 +119,10 @@ final class ScriptedBuilder: ImageBuilder, @unchecked Sendable {
     @Test func aHungBuildIsStoppedAtItsTimeout() async throws {
         let fleet = try Self.fleet(sites: 2)
         let builder = ScriptedBuilder { $0 == "site-02" ? .hang : .succeed }
-        let summary = try await Self.runner(fleet, parallel: 2, builder: builder) { $0.timeoutSeconds = 1 }.run()
+        let summary = try await Self.runner(fleet, parallel: 2, builder: builder) { $0.timeoutSeconds = 3 }.run()
         let hung = try #require(summary.variants.first { $0.variant == "site-02" })
         #expect(hung.status == .failed)
-        #expect(hung.error?.contains("timed out after 1 s") == true)
+        #expect(hung.error?.contains("timed out after 3 s") == true)
         #expect(summary.variants.first { $0.variant == "site-01" }?.status == .built)
     }
 
