@@ -180,7 +180,7 @@ final class ProgressPrinter: @unchecked Sendable {
         case .finished(let result): line = Self.finishedLine(result, quiet: quiet)
         }
         guard let line else { return }
-        let stamp = ISO8601DateFormatter().string(from: Date())
+        let stamp = Date().formatted(.iso8601)
         lock.lock()
         FileHandle.standardError.write(Data("\(stamp) \(line)\n".utf8))
         lock.unlock()

@@ -75,7 +75,7 @@ public struct BaseImageResolver: Sendable {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
         let final = folder + "/" + name
         if FileManager.default.fileExists(atPath: final) { return final }
-        guard ToolPath.find("curl") != nil else {
+        guard ToolAvailability.path(named: "curl") != nil else {
             throw ToolMissing(description: "downloading \(url) needs curl (apt-get install curl), or download it yourself and give base_image.source as a local path")
         }
         log("downloading \(url)")
@@ -103,7 +103,7 @@ public struct BaseImageResolver: Sendable {
             _ = try SparseCopy.copy(from: archive, to: output)
             return
         }
-        guard ToolPath.find(tool) != nil else {
+        guard ToolAvailability.path(named: tool) != nil else {
             throw ToolMissing(description: "decompressing \(name) needs \(tool); install it (scripts/install-deps.sh does)")
         }
         let fd = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
@@ -117,7 +117,7 @@ public struct BaseImageResolver: Sendable {
             throw BuildFailure("\(name) is not a valid \(tool) archive: \(result.standardError.trimmingCharacters(in: .whitespacesAndNewlines))")
         }
         // Decompressors write zeros as data; punch them back into holes so per-variant copies stay cheap.
-        if ToolPath.find("fallocate") != nil {
+        if ToolAvailability.path(named: "fallocate") != nil {
             _ = try? await Subprocess.run(.name("fallocate"), arguments: ["--dig-holes", output], output: .discarded, error: .discarded)
         }
     }
@@ -135,16 +135,4 @@ public struct BaseImageResolver: Sendable {
 /// A tool the run needs is not installed (exit 69).
 public struct ToolMissing: Error, CustomStringConvertible, Sendable {
     public var description: String
-}
-
-/// Finds executables on PATH (and the sbin folders, where e2fsprogs lives).
-public enum ToolPath {
-    public static func find(_ name: String) -> String? {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        for folder in path.split(separator: ":").map(String.init) + ["/usr/sbin", "/sbin"] {
-            let candidate = "\(folder)/\(name)"
-            if access(candidate, X_OK) == 0 { return candidate }
-        }
-        return nil
-    }
 }

@@ -23,7 +23,7 @@ public struct DockerCLI: Sendable {
 
     /// The client on `PATH`, or nil.
     public static func find(environment: [String: String] = [:]) -> DockerCLI? {
-        ToolPath.find("docker").map { DockerCLI(executable: $0, environment: environment) }
+        ToolAvailability.path(named: "docker").map { DockerCLI(executable: $0, environment: environment) }
     }
 
     var processEnvironment: Environment {

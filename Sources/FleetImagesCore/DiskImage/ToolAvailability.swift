@@ -33,8 +33,13 @@ public enum ToolAvailability {
 
     /// The full path of `tool`, or nil when it is not installed.
     public static func path(of tool: Tool) -> String? {
+        path(named: tool.rawValue)
+    }
+
+    /// The full path of any executable named `name` on the same search path (PATH plus the sbin folders).
+    public static func path(named name: String) -> String? {
         for directory in searchPath.split(separator: ":") where directory.hasPrefix("/") {
-            let candidate = directory + "/" + tool.rawValue
+            let candidate = directory + "/" + name
             if access(candidate, X_OK) == 0 { return String(candidate) }
         }
         return nil
