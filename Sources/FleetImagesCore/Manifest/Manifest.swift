@@ -38,6 +38,24 @@ public struct BaseImageSpec: Sendable {
     public var rootPartition: Int?
     /// Where the boot partition is mounted on the device; destinations under it go to the FAT partition.
     public var bootMount: String
+    /// `base_image.os`: what the operator says the base image runs, overriding detection.
+    public var os: Located<OSOverride>? = nil
+}
+
+/// `base_image.os`: the release and first-boot format, when detection must not decide.
+public struct OSOverride: Sendable, Equatable {
+    public var codename: String
+    /// Nil: the release's usual format (bookworm → userconf; trixie → cloud-init when the image has it).
+    public var initFormat: InitFormat?
+}
+
+/// How a Raspberry Pi OS release takes its first-boot settings.
+public enum InitFormat: String, Sendable, Codable, CaseIterable {
+    /// Bookworm style: `userconf.txt` on the boot partition (Raspberry Pi OS's userconf-pi applies
+    /// and deletes it), everything else as files in the root file system.
+    case userconf
+    /// Cloud-init's NoCloud seed on the boot partition: `user-data`, `meta-data`, `network-config`.
+    case cloudInit = "cloud-init"
 }
 
 public enum BuilderKind: String, Sendable, CaseIterable, Codable {
@@ -126,8 +144,43 @@ public struct SiteSettings: Sendable {
     public var wifi = WifiSettings()
     public var hostname: Located<String>?
     public var files: [FileEntry] = []
+    public var user = UserSettings()
+    public var ssh = SSHSettings()
+    public var timezone: Located<String>?
+    public var keyboard: Located<String>?
+    public var locale: Located<String>?
+    public var firstBoot = FirstBootSettings()
 
     public init() {}
+}
+
+/// Where a crypt(3) password hash comes from; like a passphrase, it is read only when needed and never printed.
+public enum PasswordHashSource: Sendable, Equatable {
+    case environment(String)
+    case file(String)
+}
+
+/// `user`: the login account (Raspberry Pi OS renames its UID-1000 user to `name`).
+public struct UserSettings: Sendable {
+    public var name: Located<String>?
+    public var passwordHash: Located<PasswordHashSource>?
+}
+
+/// `ssh`: sshd on at first boot, with these public keys for the user, and password logins on or off.
+public struct SSHSettings: Sendable {
+    /// Repository paths of OpenSSH public key files (`authorized_keys` lines).
+    public var authorizedKeys: Located<[String]>?
+    public var passwordAuthentication: Located<Bool>?
+}
+
+/// `first_boot`: the enrolment command run once by a root-owned systemd unit, or the seed's legacy layout.
+public struct FirstBootSettings: Sendable {
+    /// Absolute path on the device, then its arguments.
+    public var command: Located<[String]>?
+    /// Seconds between attempts while the command has not succeeded.
+    public var retrySeconds: Located<Int>?
+    /// `"layout": "legacy-home-pi"`: the seed project's `/home/pi` files, started from `/etc/rc.local`.
+    public var legacyLayout: Located<Bool>?
 }
 
 public struct SiteEntry: Sendable {
