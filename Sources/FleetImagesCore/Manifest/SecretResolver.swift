@@ -29,6 +29,14 @@ public struct SecretResolver: Sendable {
         }
     }
 
+    /// The crypt(3) hash a `user` logs in with. Like a passphrase it is never printed.
+    public func passwordHash(_ source: PasswordHashSource) -> Result<Secret, Problem> {
+        switch source {
+        case .environment(let name): passphrase(.environment(name))
+        case .file(let relative): readSecretFile(relative)
+        }
+    }
+
     public func signingPassphrase(_ source: SigningSpec.Passphrase) -> Result<Secret, Problem> {
         switch source {
         case .environment(let name): passphrase(.environment(name))
