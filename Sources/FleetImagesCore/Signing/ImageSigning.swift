@@ -40,11 +40,17 @@ public enum ImageSigning {
 
     /// Checks the image at `path` against its sidecars and `publicKey`, in one read pass.
     ///
-    /// Missing or malformed sidecars throw (before the image is read); a size, digest or signature
+    /// A missing image throws `.fileNotFound`; missing or malformed sidecars throw (before the image is read); a size, digest or signature
     /// mismatch does not: the returned `ImageVerification` reports each check separately.
     public static func verify(
         imageAt path: String, publicKey: VerifyingKey, padding: RSAPadding, expectedSize: UInt64?
     ) throws(SigningError) -> ImageVerification {
+        // A missing image is reported as such, not as the missing sidecars that come with it.
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            if errno == ENOENT { throw .fileNotFound(path: path) }
+            throw .fileUnreadable(path: path, errno: errno)
+        }
         let digestPath = sha256SidecarPath(forImageAt: path)
         let signaturePath = signatureSidecarPath(forImageAt: path)
         let recordedDigest = try readDigestSidecar(digestPath)
@@ -61,6 +67,13 @@ public enum ImageSigning {
             signatureValid: publicKey.verify(sha256Digest: digest, signature: signature, padding: padding),
             keyFingerprint: publicKey.fingerprint
         )
+    }
+
+    /// Size and lowercase hex SHA-256 of the image at `path`, in one pass (for checks that need
+    /// the digest when the sidecars cannot be read).
+    public static func measure(imageAt path: String) throws(SigningError) -> (size: UInt64, sha256: String) {
+        let (size, digest) = try hash(path)
+        return (size, Digest.hex(digest))
     }
 
     /// Size and SHA-256 of a file in one pass.
