@@ -35,14 +35,15 @@ extension CLITests {
             }
         }
 
-        /// 8b. --parallel out of range is a usage error (ArgumentParser's 64) with the reason.
+        /// 8b. --parallel out of range is a usage error: exit 2 (the README's table, not ArgumentParser's 64) with the reason.
         @Test(arguments: ["0", "65"])
         func parallelOutOfRangeIsAUsageError(value: String) throws {
             let fleet = try DemoFleet("parallel-\(value)", edit: keepSites(1))
             defer { fleet.remove() }
             let outcome = try fleet.cli(["build", "--parallel", value])
-            #expect(outcome.exited && outcome.status == 64, "\(outcome)")
+            #expect(outcome.exited && outcome.status == 2, "\(outcome)")
             #expect(outcome.stderr.contains("--parallel must be 1 to 64 (got \(value))"), "\(outcome.stderr)")
+            #expect(outcome.stderr.contains("Usage: fleet-images build"), "the usage text is lost: \(outcome.stderr)")
             #expect(!FileManager.default.fileExists(atPath: fleet.state) && !FileManager.default.fileExists(atPath: fleet.output))
         }
 
