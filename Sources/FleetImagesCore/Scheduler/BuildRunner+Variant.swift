@@ -157,7 +157,8 @@ extension BuildRunner {
             }
             log("done: \(finalImage)")
             return result(.built, image: finalImage, sha: signature.sha256, id: buildID)
-        } catch is CancellationError {
+        } catch let error where error is CancellationError || (error as? SigningError)?.isCancellation == true {
+            // SIGINT/SIGTERM while the image is hashed for signing stops the read with SigningError.cancelled.
             log("interrupted; work files removed, nothing placed")
             try? store.finishBuild(id: buildID, .interrupted())
             return result(.interrupted, error: "interrupted", id: buildID)

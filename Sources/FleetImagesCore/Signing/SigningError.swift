@@ -73,6 +73,12 @@ public enum SigningError: Error, CustomStringConvertible, Sendable {
         }
     }
 
+    /// True for `.cancelled`: the task was cancelled (SIGINT/SIGTERM), nothing is wrong with the file.
+    public var isCancellation: Bool {
+        if case .cancelled = self { return true }
+        return false
+    }
+
     static func errnoText(_ code: Int32) -> String {
         "\(String(cString: strerror(code))) (errno \(code))"
     }
