@@ -20,7 +20,7 @@ struct NoopBenchmark {
 
         func runner(_ builder: SleepBuilder) -> BuildRunner {
             let options = BuildOptions(manifestPath: fleet.manifestPath, parallel: 4, commandLine: "fleet-images-bench noop", environment: [:])
-            return BuildRunner(options: options, makeBuilder: { _, _ in builder })
+            return BuildRunner(options: options, makeBuilder: { _, _ in builder }, detectOS: { _, _, _, _ in .benchBookworm })
         }
         var first: BuildSummary?
         let firstTime = try await Stopwatch.time { first = try await runner(SleepBuilder(seconds: 0)).run() }
@@ -74,7 +74,7 @@ struct NoopBenchmark {
         let store = try ProvenanceStore.open(at: state.databasePath)
         let key = try StateSecretKey.loadOrCreate(inDirectory: state.directory)
         var plan: Plan?
-        let planning = try Stopwatch.time { plan = try Planner(manifest: manifest, environment: [:], secretKey: key).plan(outcome.variants) }
+        let planning = try Stopwatch.time { plan = try Planner(manifest: manifest, environment: [:], secretKey: key).plan(outcome.variants, os: .benchBookworm) }
         var found = 0
         let queries = try Stopwatch.time {
             for planned in plan!.variants {

@@ -20,7 +20,7 @@ struct SchedulerBenchmark {
         let seconds = sleep
         var options = BuildOptions(manifestPath: fleet.manifestPath, parallel: parallel, commandLine: "fleet-images-bench scheduler", environment: [:])
         options.force = false
-        let runner = BuildRunner(options: options, makeBuilder: { _, _ in SleepBuilder(seconds: seconds) }, events: { timeline.record($0) })
+        let runner = BuildRunner(options: options, makeBuilder: { _, _ in SleepBuilder(seconds: seconds) }, detectOS: { _, _, _, _ in .benchBookworm }, events: { timeline.record($0) })
         var summary: BuildSummary?
         let cpuBefore = Stopwatch.processCPU()
         let start = ContinuousClock.now

@@ -22,3 +22,10 @@ struct SleepBuilder: ImageBuilder {
         return job.imagePath
     }
 }
+
+extension DeviceOS {
+    /// The OS the benchmark fleets' placeholder base image stands for (it is not a real disk image,
+    /// so there is nothing to read it from).
+    static let benchBookworm = DeviceOS(codename: "bookworm", prettyName: "Debian GNU/Linux 12 (bookworm)", initFormat: .userconf,
+                                        firstUser: .init(name: "pi", home: "/home/pi", uid: 1000, gid: 1000), hasCloudInit: false)
+}

@@ -9,6 +9,7 @@ extension FleetImages {
             discussion: """
             Order is deterministic: sites in manifest order, then matrix combinations (axes by name). \
             Passphrases and keys never appear; secret inputs are shown as HMAC digests under the state's local key. \
+            The base image is read once (decompressed into the state's cache) to learn its OS and first-boot format. \
             With --json the output is the stable shape documented in the README.
             """)
 
@@ -27,7 +28,15 @@ extension FleetImages {
             do {
                 try location.create()
                 let key = try StateSecretKey.loadOrCreate(inDirectory: location.directory)
-                plan = try Planner(manifest: manifest, environment: environment, secretKey: key).plan(outcome.variants)
+                let os = try await BuildRunner.defaultOSDetection(manifest, state: location, variants: outcome.variants, log: { _ in })
+                let problems = DeviceOSResolver.problems(outcome.variants, os: os)
+                if !problems.isEmpty {
+                    Output.diagnostics(problems)
+                    throw Exit.badInput
+                }
+                plan = try Planner(manifest: manifest, environment: environment, secretKey: key).plan(outcome.variants, os: os)
+            } catch let exit as ExitCode {
+                throw exit
             } catch {
                 Output.error("error: \(error)")
                 throw Exit.badInput

@@ -54,7 +54,7 @@ final class ScriptedBuilder: ImageBuilder, @unchecked Sendable {
     static func runner(_ fleet: TestFleet, parallel: Int, builder: ScriptedBuilder, configure: (inout BuildOptions) -> Void = { _ in }) -> BuildRunner {
         var options = BuildOptions(manifestPath: fleet.manifestPath, parallel: parallel, commandLine: "build (test)", environment: [:])
         configure(&options)
-        return BuildRunner(options: options, makeBuilder: { _, _ in builder })
+        return BuildRunner(options: options, makeBuilder: { _, _ in builder }, detectOS: { _, _, _, _ in .testBookworm })
     }
 
     static func outputImages(_ fleet: TestFleet) -> [String] {

@@ -38,19 +38,26 @@ import Testing
         let root: UInt64 = 270_336 * 512, boot: UInt64 = 8192 * 512
         for site in ["alpha", "beta"] {
             let image = fleet.directory + "/build/images/\(site)/latest/\(site).img"
-            // Claim key: content, owner and mode exactly as the seed contract says.
-            let key = try Self.debugfs(image, offset: root, "cat /home/pi/claim.private.pem.key")
+            // Claim key: content as given, in the root-only folder, root's alone (never the login user's).
+            let key = try Self.debugfs(image, offset: root, "cat /etc/fleet-images/claim.private.pem.key")
             #expect(key == (try String(contentsOfFile: fleet.directory + "/certs/\(site)/claim.private.pem.key", encoding: .utf8)))
-            let keyStat = try Self.debugfs(image, offset: root, "stat /home/pi/claim.private.pem.key")
-            #expect(keyStat.contains("Mode:  0600") && keyStat.contains("User:  1000   Group:  1000"))
+            let keyStat = try Self.debugfs(image, offset: root, "stat /etc/fleet-images/claim.private.pem.key")
+            #expect(keyStat.contains("Mode:  0600") && keyStat.contains("User:     0   Group:     0"), "\(keyStat)")
+            let folderStat = try Self.debugfs(image, offset: root, "stat /etc/fleet-images")
+            #expect(folderStat.contains("Type: directory") && folderStat.contains("Mode:  0700") && folderStat.contains("User:     0   Group:     0"), "\(folderStat)")
+            let old = try runProcess("/usr/sbin/debugfs", ["-R", "stat /home/pi/claim.private.pem.key", "\(image)?offset=\(root)"])
+            #expect(old.stderr.contains("File not found"), "the seed's /home/pi claim key must not be there: \(old.stdout)")
             // Wi-Fi keyfile: root-only, holds the site's SSID and passphrase.
             let keyfile = "/etc/NetworkManager/system-connections/preconfigured.nmconnection"
             let wifiStat = try Self.debugfs(image, offset: root, "stat \(keyfile)")
             #expect(wifiStat.contains("Mode:  0600") && wifiStat.contains("User:     0   Group:     0"))
             let wifi = try Self.debugfs(image, offset: root, "cat \(keyfile)")
             #expect(wifi.contains("ssid=\(site)-net") && wifi.contains("psk=psk-of-\(site)-secret") && wifi.contains("key-mgmt=wpa-psk"))
+            // The radio is on at first boot: NetworkManager's state file, and the setup unit enabled.
+            #expect(try Self.debugfs(image, offset: root, "cat /var/lib/NetworkManager/NetworkManager.state").contains("WirelessEnabled=true\n"))
+            #expect(try Self.debugfs(image, offset: root, "stat /etc/systemd/system/sysinit.target.wants/fleet-images-setup.service").contains("Type: symlink"))
             // config_parameters.txt: the five lines provision.sh reads, in its order.
-            let parameters = try Self.debugfs(image, offset: root, "cat /home/pi/config_parameters.txt")
+            let parameters = try Self.debugfs(image, offset: root, "cat /etc/fleet-images/config_parameters.txt")
             #expect(parameters == "eu-central-1\nabc123-ats.iot.eu-central-1.amazonaws.com\nxyz789.credentials.iot.eu-central-1.amazonaws.com\nTestRoleAlias\nTestTemplate\n")
             #expect(try Self.debugfs(image, offset: root, "cat /etc/hostname") == "\(site)\n")
             let hosts = try Self.debugfs(image, offset: root, "cat /etc/hosts")

@@ -147,7 +147,7 @@ import Testing
         let outcome = fleet.load()
         let manifest = try #require(outcome.manifest)
         let key = Digest.randomBytes(32)
-        let plan = try Planner(manifest: manifest, environment: [:], secretKey: key).plan(outcome.variants)
+        let plan = try Planner(manifest: manifest, environment: [:], secretKey: key).plan(outcome.variants, os: .testBookworm)
         let outputs = [PlanReport.text(plan), try PlanReport.json(plan)]
         for site in ["alpha", "beta"] {
             let keyBody = try String(contentsOfFile: fleet.directory + "/certs/\(site)/claim.private.pem.key", encoding: .utf8)
@@ -160,13 +160,13 @@ import Testing
         // The secret inputs are there, as keyed digests that change with the key.
         let keyInput = try #require(plan.variants[0].inputs.first { $0.role == "claim-private-key" })
         #expect(keyInput.algorithm == "hmac-sha256")
-        let other = try Planner(manifest: manifest, environment: [:], secretKey: Digest.randomBytes(32)).plan(outcome.variants)
+        let other = try Planner(manifest: manifest, environment: [:], secretKey: Digest.randomBytes(32)).plan(outcome.variants, os: .testBookworm)
         #expect(other.variants[0].inputs.first { $0.role == "claim-private-key" }?.digest != keyInput.digest)
         // The same inputs and key give the same digest; a changed certificate changes only that site's.
-        let again = try Planner(manifest: manifest, environment: [:], secretKey: key).plan(outcome.variants)
+        let again = try Planner(manifest: manifest, environment: [:], secretKey: key).plan(outcome.variants, os: .testBookworm)
         #expect(again.variants.map(\.inputsDigest) == plan.variants.map(\.inputsDigest))
         try fleet.makeClaim(site: "beta", days: 400)
-        let changed = try Planner(manifest: manifest, environment: [:], secretKey: key).plan(outcome.variants)
+        let changed = try Planner(manifest: manifest, environment: [:], secretKey: key).plan(outcome.variants, os: .testBookworm)
         #expect(changed.variants[0].inputsDigest == plan.variants[0].inputsDigest)
         #expect(changed.variants[1].inputsDigest != plan.variants[1].inputsDigest)
     }

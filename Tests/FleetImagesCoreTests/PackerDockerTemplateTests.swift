@@ -22,7 +22,7 @@ struct PackerDockerTemplateTests {
             Issue.record("the example does not load: \(outcome.diagnostics.map(\.description))")
             throw CancellationError()
         }
-        let plan = try Planner(manifest: manifest, environment: [:], secretKey: Array(repeating: 7, count: 32)).plan(outcome.variants)
+        let plan = try Planner(manifest: manifest, environment: [:], secretKey: Array(repeating: 7, count: 32)).plan(outcome.variants, os: .testBookworm)
         return (try PackerTemplateRenderer.load(manifest: manifest), plan)
     }
 

@@ -58,6 +58,15 @@ public struct InjectBuilder: ImageBuilder {
             try Task.checkCancellation()
             let host: String
             switch item.source {
+            case .directory:
+                // Directories and links live in the root file system only: FAT has neither owners nor links.
+                guard item.partition == .root else { throw BuildFailure("\(item.destination): the FAT boot partition cannot hold a directory with an owner") }
+                rootOperations.append(.mkdirs(path: item.pathInPartition, mode: item.mode, uid: item.uid, gid: item.gid))
+                continue
+            case .symlink(let target):
+                guard item.partition == .root else { throw BuildFailure("\(item.destination): the FAT boot partition cannot hold a symbolic link") }
+                rootOperations.append(.symlink(path: item.pathInPartition, target: target, uid: item.uid, gid: item.gid))
+                continue
             case .file(let relative, _):
                 host = job.manifest.directory + "/" + relative
             case .generated(let name, let bytes, _):
@@ -94,7 +103,7 @@ public struct InjectBuilder: ImageBuilder {
         // The last write to a destination wins; drop earlier ones so each path is written once.
         rootOperations = Self.lastWriteWins(rootOperations)
         try await ext4.apply(rootOperations)
-        log("wrote \(rootOperations.count) file\(rootOperations.count == 1 ? "" : "s") into the root file system")
+        log("made \(rootOperations.count) change\(rootOperations.count == 1 ? "" : "s") in the root file system")
         let bootFinal = Self.lastWriteWins(bootWrites)
         if !bootFinal.isEmpty { try await fat.write(bootFinal) }
         log("wrote \(bootFinal.count) file\(bootFinal.count == 1 ? "" : "s") into the boot file system")

@@ -6,7 +6,8 @@ import Foundation
 ///
 /// - `prepare` creates the folders the files go into (Packer's file provisioner does not).
 /// - `finish` gives each file the owner and mode the manifest asked for (a file provisioner
-///   leaves root-owned files) and makes the in-place edits the inject builder makes from Swift:
+///   leaves root-owned files), makes the directories and links of the first-boot contract, and
+///   makes the in-place edits the inject builder makes from Swift:
 ///   the `127.0.1.1` line of `/etc/hosts` (``HostsFile``) and one `key=value` on the kernel
 ///   command line (``KernelCommandLine``), with the same result for the files Raspberry Pi OS ships.
 public enum PackerChrootScript {
@@ -41,6 +42,13 @@ public enum PackerChrootScript {
                 lines.append("fleet_images_set_hostname \(quote(hostname)) \(quote(item.destination))")
             case .kernelParameter(let key, let value):
                 lines.append("fleet_images_set_kernel_parameter \(quote(key)) \(quote(value)) \(quote(item.destination))")
+            case .directory:
+                lines.append("mkdir -p \(quote(item.destination))")
+                lines.append("chown \(item.uid):\(item.gid) \(quote(item.destination))")
+                lines.append("chmod \(String(item.mode, radix: 8).leftPadded(to: 4)) \(quote(item.destination))")
+            case .symlink(let target):
+                lines.append("mkdir -p \(quote((item.destination as NSString).deletingLastPathComponent))")
+                lines.append("ln -sfn \(quote(target)) \(quote(item.destination))")
             case .file, .generated:
                 break
             }

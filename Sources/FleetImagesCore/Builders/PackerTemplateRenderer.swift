@@ -229,13 +229,13 @@ public struct PackerTemplateRenderer: Sendable {
         for (index, item) in items.enumerated() {
             switch item.source {
             case .file, .generated: last[item.destination] = index
-            case .hostsEntry, .kernelParameter: break
+            case .hostsEntry, .kernelParameter, .directory, .symlink: break
             }
         }
         let copied = items.enumerated().filter { last[$0.element.destination] == $0.offset }.map(\.element)
         let edits = items.filter {
             switch $0.source {
-            case .hostsEntry, .kernelParameter: true
+            case .hostsEntry, .kernelParameter, .directory, .symlink: true
             case .file, .generated: false
             }
         }
@@ -263,7 +263,7 @@ public struct PackerTemplateRenderer: Sendable {
             case .generated(let generatedName, let bytes, _):
                 name = generatedName
                 content = .bytes(bytes)
-            case .hostsEntry, .kernelParameter:
+            case .hostsEntry, .kernelParameter, .directory, .symlink:
                 continue
             }
             let path = "files/\(prefix)-\(name)"

@@ -261,6 +261,28 @@ public struct Ext4Editor: Sendable {
         }
     }
 
+    /// The names in the directory at `path` (without `.` and `..`), or nil when nothing is there.
+    public func listDirectory(_ path: String) async throws -> [String]? {
+        let parts = try Ext4Path.components(of: path)
+        var script = DebugfsScript()
+        script.append(command: "stat", [parts.isEmpty ? "/" : Ext4Path.directoryForm(parts)], subject: path)
+        script.append(command: "ls", ["-p", parts.isEmpty ? "/" : Ext4Path.directoryForm(parts)], subject: path)
+        let answers = try await script.run(image: imagePath, offset: partitionOffset, writable: false)
+        switch try classify(answers[0]) {
+        case .missing, .blocked: return nil
+        case .other(let type):
+            throw DiskImageError.notARegularFile(image: imageDescription, path: path, kind: type)
+        case .directory:
+            // `ls -p` prints `/inode/mode/uid/gid/name/size/` per entry.
+            return answers[1].lines.compactMap { line in
+                let fields = line.split(separator: "/", omittingEmptySubsequences: false)
+                guard fields.count >= 7 else { return nil }
+                let name = fields[5...(fields.count - 3)].joined(separator: "/")
+                return name == "." || name == ".." || name.isEmpty ? nil : name
+            }
+        }
+    }
+
     /// Type, mode, owner and size of whatever is at `path` (a symlink itself, not its target), or nil when
     /// nothing is there.
     public func status(of path: String) async throws -> Ext4FileStatus? {

@@ -130,6 +130,8 @@ public enum PlanReport {
         case .generated(let name, _, let secret): ("generated \(name)\(secret ? " (holds a secret)" : "")", name)
         case .hostsEntry(let hostname): ("edit: 127.0.1.1 line → \(hostname)", nil)
         case .kernelParameter(let key, let value): ("edit: \(key)=\(value)", nil)
+        case .directory: ("directory", nil)
+        case .symlink(let target): ("link → \(target)", nil)
         }
     }
 

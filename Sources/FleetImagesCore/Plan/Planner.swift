@@ -26,6 +26,8 @@ public struct Plan: Sendable {
     public var manifest: Manifest
     public var variants: [PlannedVariant]
     public var baseImageDigest: String
+    /// What the base image runs, and so which first-boot format every variant is written in.
+    public var os: DeviceOS
 }
 
 public struct Planner {
@@ -44,8 +46,8 @@ public struct Planner {
         public var description: String
     }
 
-    /// Plans `variants` (already checked by ``ManifestChecker``).
-    public func plan(_ variants: [Variant]) throws -> Plan {
+    /// Plans `variants` (already checked by ``ManifestChecker``) for a base image running `os`.
+    public func plan(_ variants: [Variant], os: DeviceOS) throws -> Plan {
         var fileDigests: [String: String] = [:]
         var keyedDigests: [String: String] = [:]
         let resolver = SecretResolver(manifest: manifest, environment: environment)
@@ -55,22 +57,31 @@ public struct Planner {
         planned.reserveCapacity(variants.count)
 
         for variant in variants {
-            var psk: Secret?
+            var secrets = VariantSecrets()
             if let wifi = variant.wifi {
                 switch resolver.passphrase(wifi.psk) {
-                case .success(let value): psk = value
+                case .success(let value): secrets.psk = value
                 case .failure(let problem): throw Failure(description: "\(wifi.pskPath): \(problem)")
                 }
             }
-            let items = VariantContent.items(for: variant, manifest: manifest, psk: psk)
+            if let user = variant.user, let source = user.passwordHash {
+                switch resolver.passwordHash(source) {
+                case .success(let value): secrets.passwordHash = value
+                case .failure(let problem): throw Failure(description: "\(user.passwordHashPath ?? user.namePath): \(problem)")
+                }
+            }
+            for key in variant.ssh?.authorizedKeys ?? [] {
+                secrets.authorizedKeys += try authorizedKeyLines(key)
+            }
+            let items = VariantContent.items(for: variant, manifest: manifest, os: os, secrets: secrets)
             var inputs: [InputDigest] = []
             var described: [CanonicalItem] = []
             for item in items {
                 var digest: InputDigest?
                 switch item.source {
                 case .file(let relative, let secret):
-                    let role = item.destination == VariantContent.claimCertificatePath ? "claim-certificate"
-                        : item.destination == VariantContent.claimKeyPath ? "claim-private-key" : "file"
+                    let role = [VariantContent.claimCertificatePath, VariantContent.legacyClaimCertificatePath].contains(item.destination) ? "claim-certificate"
+                        : [VariantContent.claimKeyPath, VariantContent.legacyClaimKeyPath].contains(item.destination) ? "claim-private-key" : "file"
                     if secret {
                         let value = try keyedDigests[relative] ?? hmacOfFile(relative)
                         keyedDigests[relative] = value
@@ -84,14 +95,14 @@ public struct Planner {
                     digest = secret
                         ? InputDigest(role: "generated-secret", name: name, algorithm: "hmac-sha256", digest: Digest.hmacSHA256Hex(key: secretKey, message: bytes))
                         : InputDigest(role: "generated", name: name, algorithm: "sha256", digest: Digest.sha256Hex(bytes))
-                case .hostsEntry, .kernelParameter:
+                case .hostsEntry, .kernelParameter, .directory, .symlink:
                     digest = nil
                 }
                 if let digest { inputs.append(digest) }
                 described.append(CanonicalItem(item, digest: digest?.digest))
             }
             let canonical = CanonicalVariant(
-                tool: FleetImagesVersion.current, fleet: manifest.fleet, base: base, builder: builder,
+                tool: FleetImagesVersion.current, fleet: manifest.fleet, base: base, os: [os.codename, os.initFormat.rawValue], builder: builder,
                 id: variant.id, site: variant.site, axes: variant.axes, region: variant.region,
                 iot: [variant.iot.dataEndpoint, variant.iot.credentialEndpoint, variant.iot.roleAlias, variant.iot.provisioningTemplate],
                 wifi: variant.wifi.map { [$0.ssid, $0.country, $0.hidden ? "hidden" : "visible"] }, hostname: variant.hostname,
@@ -101,7 +112,17 @@ public struct Planner {
             let bytes = try encoder.encode(canonical)
             planned.append(PlannedVariant(variant: variant, items: items, inputs: inputs, inputsDigest: Digest.sha256Hex(Array(bytes))))
         }
-        return Plan(manifest: manifest, variants: planned, baseImageDigest: base.digest)
+        return Plan(manifest: manifest, variants: planned, baseImageDigest: base.digest, os: os)
+    }
+
+    /// The key lines of an OpenSSH public key file (comments and blank lines dropped).
+    func authorizedKeyLines(_ key: Variant.SSH.Key) throws -> [String] {
+        guard let data = FileManager.default.contents(atPath: manifest.directory + "/" + key.file) else {
+            throw Failure(description: "\(key.path): cannot read \(key.file)")
+        }
+        return String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline)
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty && !$0.hasPrefix("#") }
     }
 
     func sha256OfFile(_ relative: String) throws -> String {
@@ -187,6 +208,8 @@ public struct Planner {
             case .generated(let name, _, _): source = "generated:" + name
             case .hostsEntry(let hostname): source = "hosts:" + hostname
             case .kernelParameter(let key, let value): source = "cmdline:\(key)=\(value)"
+            case .directory: source = "directory"
+            case .symlink(let target): source = "symlink:" + target
             }
             self.digest = digest
         }
@@ -196,6 +219,8 @@ public struct Planner {
         var tool: String
         var fleet: String
         var base: BaseIdentity
+        /// Release and first-boot format: the same manifest writes other files on another OS.
+        var os: [String]
         var builder: BuilderIdentity
         var id: String
         var site: String

@@ -1,9 +1,10 @@
 import Foundation
 
-/// What one variant puts into its image, in the order a builder applies it: the seed project's
-/// generated files (claim certificate and key, `config_parameters.txt`, the Wi-Fi keyfile,
-/// `/etc/hostname`), the manifest's files and overlay, then in-place edits (`/etc/hosts`,
-/// `cmdline.txt`). Builders and `plan` both read this list, so what `plan` shows is what is built.
+/// What one variant puts into its image, in the order a builder applies it: the device contract's
+/// generated files (claim certificate and key, `config_parameters.txt`, Wi-Fi, login, first-boot
+/// units; see ``VariantContent``), the manifest's files and overlay, then in-place edits
+/// (`/etc/hosts`, `cmdline.txt`). Builders and `plan` both read this list, so what `plan` shows
+/// is what is built.
 public struct ContentItem: Sendable, Equatable {
     public enum Partition: String, Sendable, Codable {
         case boot
@@ -20,6 +21,10 @@ public struct ContentItem: Sendable, Equatable {
         case hostsEntry(hostname: String)
         /// Set `key=value` on the single line of the existing kernel command line.
         case kernelParameter(key: String, value: String)
+        /// A directory with this item's mode and owner (created with its parents when missing).
+        case directory
+        /// A symbolic link to `target`.
+        case symlink(target: String)
     }
 
     /// Absolute path on the device (e.g. `/boot/firmware/cmdline.txt`).
@@ -40,44 +45,200 @@ public struct ContentItem: Sendable, Equatable {
     }
 }
 
+/// The secrets a variant's content is made from, resolved by the planner; never printed.
+public struct VariantSecrets: Sendable {
+    public var psk: Secret?
+    public var passwordHash: Secret?
+    /// The `authorized_keys` lines of the variant's public key files, in manifest order.
+    public var authorizedKeys: [String]
+
+    public init(psk: Secret? = nil, passwordHash: Secret? = nil, authorizedKeys: [String] = []) {
+        self.psk = psk
+        self.passwordHash = passwordHash
+        self.authorizedKeys = authorizedKeys
+    }
+}
+
+/// The first-boot contract: what a variant writes so that a card flashed with it comes up as a
+/// working device on its OS (see the README's "What every image gets").
+///
+/// Both formats: the claim certificate, key and `config_parameters.txt` in a root-only folder
+/// (`/etc/fleet-images`, 0700); `/etc/hostname` and the `127.0.1.1` line; Wi-Fi turned on
+/// (`WirelessEnabled=true` in NetworkManager's state file, the rfkill state files at `0`, the
+/// country on the kernel command line); the first-boot units of ``FirstBootUnits``.
+/// The `userconf` format (Bookworm) adds `userconf.txt` and `ssh` on the boot partition, the
+/// UID-1000 user's `authorized_keys`, an sshd drop-in, the NetworkManager keyfile, and the
+/// timezone/keyboard/locale files. The `cloud-init` format puts user, SSH, Wi-Fi and locale
+/// settings into the boot partition's NoCloud seed instead (``CloudInitSeed``).
 public enum VariantContent {
     public static let piUser: (uid: UInt32, gid: UInt32) = (1000, 1000)
-    public static let claimCertificatePath = "/home/pi/claim.pem.crt"
-    public static let claimKeyPath = "/home/pi/claim.private.pem.key"
-    public static let parametersPath = "/home/pi/config_parameters.txt"
+    public static let claimCertificatePath = FirstBootUnits.configDirectory + "/claim.pem.crt"
+    public static let claimKeyPath = FirstBootUnits.configDirectory + "/claim.private.pem.key"
+    public static let parametersPath = FirstBootUnits.configDirectory + "/config_parameters.txt"
+    /// The seed project's layout (`first_boot.layout: legacy-home-pi`).
+    public static let legacyClaimCertificatePath = "/home/pi/claim.pem.crt"
+    public static let legacyClaimKeyPath = "/home/pi/claim.private.pem.key"
+    public static let legacyParametersPath = "/home/pi/config_parameters.txt"
     public static let wifiKeyfilePath = "/etc/NetworkManager/system-connections/preconfigured.nmconnection"
+    public static let networkManagerStatePath = "/var/lib/NetworkManager/NetworkManager.state"
+    public static let rfkillDirectory = "/var/lib/systemd/rfkill"
     public static let hostnamePath = "/etc/hostname"
     public static let hostsPath = "/etc/hosts"
+    public static let sshdDropInPath = "/etc/ssh/sshd_config.d/10-fleet-images.conf"
+    public static let cloudInitDisabledPath = "/etc/cloud/cloud-init.disabled"
     public static let regulatoryDomainKey = "cfg80211.ieee80211_regdom"
 
-    /// Destinations fleet-images writes itself; a manifest file may not target them.
-    public static let generatedDestinations: Set<String> = [claimCertificatePath, claimKeyPath, parametersPath, wifiKeyfilePath, hostnamePath]
+    /// Destinations fleet-images writes itself (on the root file system, or relative to the boot
+    /// partition's mount point for the boot files); a manifest file may not target them.
+    public static let generatedDestinations: Set<String> = Set([
+        claimCertificatePath, claimKeyPath, parametersPath, legacyClaimCertificatePath, legacyClaimKeyPath, legacyParametersPath,
+        wifiKeyfilePath, networkManagerStatePath, hostnamePath, sshdDropInPath, cloudInitDisabledPath,
+        "/etc/timezone", "/etc/localtime", "/etc/default/keyboard", "/etc/default/locale",
+        FirstBootUnits.setupScript, FirstBootUnits.firstBootRunner, FirstBootUnits.seedCleanupScript,
+        FirstBootUnits.hostnamePatternPath, FirstBootUnits.wifiCountryPath, FirstBootUnits.localePath,
+    ]).union([FirstBootUnits.setupService, FirstBootUnits.firstBootService, FirstBootUnits.firstBootTimer, FirstBootUnits.seedCleanupService]
+        .map { FirstBootUnits.unitDirectory + "/" + $0 })
+    /// Boot-partition files fleet-images writes (relative to the mount point).
+    public static let generatedBootFiles: Set<String> = ["userconf.txt", "ssh", "user-data", "meta-data", "network-config"]
 
-    /// The content list. `psk` is the resolved Wi-Fi passphrase (nil for a wired site).
-    public static func items(for variant: Variant, manifest: Manifest, psk: Secret?) -> [ContentItem] {
+    /// The content list for `variant` on `os`; `secrets` resolved by the planner.
+    public static func items(for variant: Variant, manifest: Manifest, os: DeviceOS, secrets: VariantSecrets) -> [ContentItem] {
         let boot = manifest.baseImage.bootMount
-        func item(_ destination: String, mode: UInt32, owner: (uid: UInt32, gid: UInt32), _ source: ContentItem.Source) -> ContentItem {
+        let root: (uid: UInt32, gid: UInt32) = (0, 0)
+        var items: [ContentItem] = []
+        func add(_ destination: String, mode: UInt32, owner: (uid: UInt32, gid: UInt32) = (0, 0), _ source: ContentItem.Source) {
             let (partition, inside) = locate(destination, bootMount: boot)
-            return ContentItem(destination: destination, partition: partition, pathInPartition: inside, mode: mode,
-                               uid: partition == .boot ? 0 : owner.uid, gid: partition == .boot ? 0 : owner.gid, source: source)
+            items.append(ContentItem(destination: destination, partition: partition, pathInPartition: inside, mode: mode,
+                                     uid: partition == .boot ? 0 : owner.uid, gid: partition == .boot ? 0 : owner.gid, source: source))
         }
-        var items: [ContentItem] = [
-            item(claimCertificatePath, mode: 0o644, owner: piUser, .file(variant.claim.certificate, secret: false)),
-            item(claimKeyPath, mode: 0o600, owner: piUser, .file(variant.claim.privateKey, secret: true)),
-            item(parametersPath, mode: 0o644, owner: piUser,
-                 .generated(name: "config_parameters.txt", bytes: Array(configParameters(variant).utf8), secret: false)),
-        ]
-        if let wifi = variant.wifi, let psk {
-            items.append(item(wifiKeyfilePath, mode: 0o600, owner: (0, 0),
-                              .generated(name: "preconfigured.nmconnection", bytes: Array(networkManagerKeyfile(wifi, psk: psk, variantID: variant.id).utf8), secret: true)))
+        func generated(_ destination: String, mode: UInt32, owner: (uid: UInt32, gid: UInt32) = (0, 0), _ text: String, secret: Bool = false) {
+            add(destination, mode: mode, owner: owner, .generated(name: (destination as NSString).lastPathComponent, bytes: Array(text.utf8), secret: secret))
         }
-        items.append(item(hostnamePath, mode: 0o644, owner: (0, 0), .generated(name: "hostname", bytes: Array((variant.hostname + "\n").utf8), secret: false)))
+        let cloudInit = os.initFormat == .cloudInit
+        let legacy = variant.firstBoot?.mode == .legacyHomePi
+
+        // Enrolment inputs: root-only, never in a login user's home (unless the legacy layout is chosen).
+        if legacy {
+            add(legacyClaimCertificatePath, mode: 0o644, owner: piUser, .file(variant.claim.certificate, secret: false))
+            add(legacyClaimKeyPath, mode: 0o600, owner: piUser, .file(variant.claim.privateKey, secret: true))
+            generated(legacyParametersPath, mode: 0o644, owner: piUser, configParameters(variant))
+        } else {
+            add(FirstBootUnits.configDirectory, mode: 0o700, .directory)
+            add(claimCertificatePath, mode: 0o600, .file(variant.claim.certificate, secret: false))
+            add(claimKeyPath, mode: 0o600, .file(variant.claim.privateKey, secret: true))
+            generated(parametersPath, mode: 0o600, configParameters(variant))
+        }
+
+        // Login.
+        let sshEnabled = variant.ssh != nil
+        if cloudInit {
+            let user = variant.user.map { CloudInitSeed.User(name: $0.name, passwordHash: secrets.passwordHash, authorizedKeys: secrets.authorizedKeys) }
+            generated(boot + "/meta-data", mode: 0o644, CloudInitSeed.metaData(variantID: variant.id))
+            generated(boot + "/user-data", mode: 0o644,
+                      CloudInitSeed.userData(variantID: variant.id, user: user, ssh: variant.ssh, timezone: variant.timezone,
+                                             keyboard: variant.keyboard, locale: variant.locale, raspberryPiModule: os.hasRaspberryPiUserconfModule),
+                      secret: secrets.passwordHash != nil)
+        } else {
+            if os.hasCloudInit {
+                // A cloud-init image told to use the userconf format: cloud-init must not configure it too.
+                generated(cloudInitDisabledPath, mode: 0o644, "# fleet-images: base_image.os.init_format is userconf\n")
+            }
+            if let user = variant.user, let hash = secrets.passwordHash {
+                generated(boot + "/userconf.txt", mode: 0o644, "\(user.name):\(hash.unsafeString)\n", secret: true)
+            }
+            if sshEnabled {
+                generated(boot + "/ssh", mode: 0o644, "")
+                let auth = variant.ssh?.passwordAuthentication == true ? "yes" : "no"
+                generated(sshdDropInPath, mode: 0o644, """
+                    # Written by fleet-images. sshd takes the first value it reads, so this file sorts early.
+                    PasswordAuthentication \(auth)
+                    KbdInteractiveAuthentication no
+                    PubkeyAuthentication yes
+
+                    """)
+                if !secrets.authorizedKeys.isEmpty, let first = os.firstUser {
+                    // userconf-pi renames this user (and moves its home) to user.name on first boot.
+                    let owner = (first.uid, first.gid)
+                    add(first.home + "/.ssh", mode: 0o700, owner: owner, .directory)
+                    generated(first.home + "/.ssh/authorized_keys", mode: 0o600, owner: owner,
+                              secrets.authorizedKeys.joined(separator: "\n") + "\n")
+                }
+            }
+            if let timezone = variant.timezone {
+                generated("/etc/timezone", mode: 0o644, timezone + "\n")
+                add("/etc/localtime", mode: 0o777, .symlink(target: "/usr/share/zoneinfo/" + timezone))
+            }
+            if let keyboard = variant.keyboard {
+                generated("/etc/default/keyboard", mode: 0o644, """
+                    # Written by fleet-images (see keyboard(5)).
+                    XKBMODEL="pc105"
+                    XKBLAYOUT="\(keyboard)"
+                    XKBVARIANT=""
+                    XKBOPTIONS=""
+                    BACKSPACE="guess"
+
+                    """)
+            }
+            if let locale = variant.locale {
+                generated("/etc/default/locale", mode: 0o644, "LANG=\(locale)\n")
+            }
+        }
+
+        // Wi-Fi, on.
+        if let wifi = variant.wifi, let psk = secrets.psk {
+            if cloudInit {
+                generated(boot + "/network-config", mode: 0o644, CloudInitSeed.networkConfig(wifi: wifi, psk: psk), secret: true)
+            } else {
+                add(wifiKeyfilePath, mode: 0o600, .generated(name: "preconfigured.nmconnection",
+                                                             bytes: Array(networkManagerKeyfile(wifi, psk: psk, variantID: variant.id).utf8), secret: true))
+            }
+            generated(networkManagerStatePath, mode: 0o644, "[main]\nNetworkingEnabled=true\nWirelessEnabled=true\nWWANEnabled=true\n")
+            for file in os.rfkillWlanFiles {
+                generated(rfkillDirectory + "/" + file, mode: 0o644, "0\n")
+            }
+        }
+
+        // Identity.
+        let staticName = variant.hostname.replacingOccurrences(of: Variant.serialPlaceholder, with: "unknown")
+        generated(hostnamePath, mode: 0o644, staticName + "\n")
+
+        // First-boot units.
+        let needsSetup = variant.hostnameUsesSerial || variant.wifi != nil || (variant.locale != nil && !cloudInit)
+        var wants: [(target: String, unit: String)] = []
+        if needsSetup || !legacy && variant.firstBoot != nil || cloudInit {
+            add(FirstBootUnits.libexec, mode: 0o755, .directory)
+        }
+        if needsSetup {
+            if legacy { add(FirstBootUnits.configDirectory, mode: 0o700, .directory) }
+            if variant.hostnameUsesSerial { generated(FirstBootUnits.hostnamePatternPath, mode: 0o600, variant.hostname + "\n") }
+            if let wifi = variant.wifi { generated(FirstBootUnits.wifiCountryPath, mode: 0o600, wifi.country + "\n") }
+            if let locale = variant.locale, !cloudInit { generated(FirstBootUnits.localePath, mode: 0o600, locale + "\n") }
+            generated(FirstBootUnits.setupScript, mode: 0o755, FirstBootUnits.setupScriptText)
+            generated(FirstBootUnits.unitDirectory + "/" + FirstBootUnits.setupService, mode: 0o644, FirstBootUnits.setupUnit)
+            wants.append(("sysinit.target", FirstBootUnits.setupService))
+        }
+        if case .unit(let command, let retry)? = variant.firstBoot?.mode {
+            generated(FirstBootUnits.firstBootRunner, mode: 0o755, FirstBootUnits.firstBootRunnerScript)
+            generated(FirstBootUnits.unitDirectory + "/" + FirstBootUnits.firstBootService, mode: 0o644, FirstBootUnits.firstBootUnit(command: command))
+            generated(FirstBootUnits.unitDirectory + "/" + FirstBootUnits.firstBootTimer, mode: 0o644, FirstBootUnits.firstBootTimerUnit(retrySeconds: retry))
+            wants.append(("multi-user.target", FirstBootUnits.firstBootService))
+            wants.append(("timers.target", FirstBootUnits.firstBootTimer))
+        }
+        if cloudInit {
+            generated(FirstBootUnits.seedCleanupScript, mode: 0o755, FirstBootUnits.seedCleanupScriptText(bootMount: boot))
+            generated(FirstBootUnits.unitDirectory + "/" + FirstBootUnits.seedCleanupService, mode: 0o644, FirstBootUnits.seedCleanupUnit)
+            wants.append(("multi-user.target", FirstBootUnits.seedCleanupService))
+        }
+        for (target, unit) in wants {
+            add("\(FirstBootUnits.unitDirectory)/\(target).wants/\(unit)", mode: 0o777, .symlink(target: FirstBootUnits.unitDirectory + "/" + unit))
+        }
+
         for file in variant.files {
-            items.append(item(file.destination, mode: file.mode, owner: (file.uid, file.gid), .file(file.source, secret: false)))
+            add(file.destination, mode: file.mode, owner: (file.uid, file.gid), .file(file.source, secret: false))
         }
-        items.append(item(hostsPath, mode: 0o644, owner: (0, 0), .hostsEntry(hostname: variant.hostname)))
+        add(hostsPath, mode: 0o644, owner: root, .hostsEntry(hostname: staticName))
         if let wifi = variant.wifi {
-            items.append(item(boot + "/cmdline.txt", mode: 0o644, owner: (0, 0), .kernelParameter(key: regulatoryDomainKey, value: wifi.country)))
+            add(boot + "/cmdline.txt", mode: 0o644, .kernelParameter(key: regulatoryDomainKey, value: wifi.country))
         }
         return items
     }
@@ -87,7 +248,8 @@ public enum VariantContent {
         var result: [Diagnostic] = []
         let boot = manifest.baseImage.bootMount
         for file in variant.files {
-            if generatedDestinations.contains(file.destination) {
+            let inBoot = file.destination.hasPrefix(boot + "/") ? String(file.destination.dropFirst(boot.count + 1)).lowercased() : nil
+            if generatedDestinations.contains(file.destination) || inBoot.map(generatedBootFiles.contains) == true {
                 result.append(.error(file.path.key("destination"), "\(file.destination) is written by fleet-images from the site's settings; remove this file or change its destination"))
             }
             if file.destination == boot {

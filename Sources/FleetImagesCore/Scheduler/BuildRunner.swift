@@ -10,14 +10,24 @@ public struct BuildRunner: Sendable {
     /// Makes the builder for a manifest, once per run before any build starts (the packer-docker
     /// builder checks Docker and resolves its image's digest here); tests pass their own.
     public var makeBuilder: @Sendable (Manifest, StateLocation) async throws -> any ImageBuilder
+    /// Finds out what the base image runs (``DeviceOSResolver``); tests whose base image is a
+    /// stand-in file pass the OS it stands for.
+    public var detectOS: @Sendable (Manifest, StateLocation, [Variant], @escaping @Sendable (String) -> Void) async throws -> DeviceOS
     public var events: @Sendable (BuildEvent) -> Void
 
     public init(options: BuildOptions,
                 makeBuilder: (@Sendable (Manifest, StateLocation) async throws -> any ImageBuilder)? = nil,
+                detectOS: (@Sendable (Manifest, StateLocation, [Variant], @escaping @Sendable (String) -> Void) async throws -> DeviceOS)? = nil,
                 events: @escaping @Sendable (BuildEvent) -> Void = { _ in }) {
         self.options = options
         self.makeBuilder = makeBuilder ?? BuildRunner.defaultBuilder
+        self.detectOS = detectOS ?? BuildRunner.defaultOSDetection
         self.events = events
+    }
+
+    public static func defaultOSDetection(_ manifest: Manifest, state: StateLocation, variants: [Variant],
+                                          log: @escaping @Sendable (String) -> Void) async throws -> DeviceOS {
+        try await DeviceOSResolver(manifest: manifest, cacheDirectory: state.cacheDirectory + "/base").resolve(for: variants, log: log)
     }
 
     public static func defaultBuilder(_ manifest: Manifest, state: StateLocation) async throws -> any ImageBuilder {
@@ -90,8 +100,30 @@ public struct BuildRunner: Sendable {
             throw BuildRunError.failed("\(error)")
         }
 
+        // What the base image runs decides the first-boot format; an OS fleet-images does not know,
+        // or a variant the image cannot serve, is bad input: nothing is built.
+        var os = DeviceOS.unresolved
+        // A base image that cannot be used (wrong digest, not a disk image) fails every variant that
+        // needs building, recorded with the reason, as any other build failure is.
+        var baseFailure: BuildFailure?
+        do {
+            os = try await detectOS(manifest, state, outcome.variants, { [events] in events(.note($0)) })
+        } catch let error as DeviceOSError {
+            throw BuildRunError.badInput([], error.description)
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch let missing as ToolMissing {
+            throw BuildRunError.unavailable(missing.description)
+        } catch let failure as BuildFailure {
+            baseFailure = failure
+        } catch {
+            baseFailure = BuildFailure("base image: \(Self.oneLine("\(error)"))")
+        }
+        let osProblems = DeviceOSResolver.problems(outcome.variants, os: os)
+        if !osProblems.isEmpty { throw BuildRunError.badInput(osProblems, nil) }
+
         let plan: Plan
-        do { plan = try Planner(manifest: manifest, environment: options.environment, secretKey: secretKey).plan(outcome.variants) } catch {
+        do { plan = try Planner(manifest: manifest, environment: options.environment, secretKey: secretKey).plan(outcome.variants, os: os) } catch {
             throw BuildRunError.badInput([], "\(error)")
         }
 
@@ -134,6 +166,7 @@ public struct BuildRunner: Sendable {
         if !toBuild.isEmpty {
             let context: BuildContext
             do {
+                if let baseFailure { throw baseFailure }
                 context = try await prepare(manifest: manifest, state: state, store: store, runID: runID, builder: builder)
             } catch is CancellationError {
                 interrupted = true

@@ -27,6 +27,22 @@ public enum Digest {
         return hex(Array(output[0..<Int(length)]))
     }
 
+    /// The WPA2 pre-shared key (IEEE 802.11i): PBKDF2-HMAC-SHA1 of the passphrase with the SSID as
+    /// salt, 4096 rounds, 32 bytes, as 64 hex digits. What `wpa_passphrase` prints as `psk=`; a
+    /// network-config can carry it instead of the passphrase.
+    public static func wpaPSKHex(passphrase: [UInt8], ssid: [UInt8]) -> String {
+        var output = [UInt8](repeating: 0, count: 32)
+        let password = passphrase.isEmpty ? [0] : passphrase
+        let salt = ssid.isEmpty ? [0] : ssid
+        let result = password.withUnsafeBufferPointer { p in
+            p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: p.count) { chars in
+                PKCS5_PBKDF2_HMAC_SHA1(chars, Int32(passphrase.count), salt, Int32(ssid.count), 4096, 32, &output)
+            }
+        }
+        precondition(result == 1, "PBKDF2-HMAC-SHA1 failed: \(OpenSSLErrorQueue.drain())")
+        return hex(output)
+    }
+
     /// `n` bytes from OpenSSL's CSPRNG (seeded from the kernel).
     public static func randomBytes(_ n: Int) -> [UInt8] {
         precondition(n >= 0, "randomBytes: negative count")

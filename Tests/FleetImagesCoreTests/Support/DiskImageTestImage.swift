@@ -66,6 +66,11 @@ struct DiskImageTestImage {
         let rootKiB = rootMiB.map { $0 * 1024 } ?? Int(root.sectors / 2)
         try DiskImageShell.run(["mkfs.ext4", "-q", "-F", "-b", "4096", "-O", "metadata_csum", "-L", "rootfs",
                                 "-E", "offset=\(root.startSector * 512)", path, "\(rootKiB)k"])
+        // What the inject builder reads to learn the OS: a Raspberry Pi OS Bookworm os-release.
+        let osRelease = directory + "/os-release"
+        try DiskImageTestDirectory.write(Array("PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_CODENAME=bookworm\n".utf8), to: osRelease)
+        try DiskImageShell.run(["/usr/sbin/debugfs", "-w", "-R", "mkdir /etc", "\(path)?offset=\(root.startSector * 512)"])
+        try DiskImageShell.run(["/usr/sbin/debugfs", "-w", "-R", "write \(osRelease) /etc/os-release", "\(path)?offset=\(root.startSector * 512)"])
     }
 
     static func sfdiskPartitions(_ path: String) throws -> [SfdiskPartition] {
