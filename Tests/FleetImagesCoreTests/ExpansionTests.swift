@@ -32,6 +32,27 @@ import Testing
             for file in v.files {
                 lines.append("  file \(file.destination) <- \(file.source) mode=\(String(file.mode, radix: 8)) owner=\(file.uid):\(file.gid) (from \(file.path))")
             }
+            if let user = v.user {
+                let hash: String = switch user.passwordHash {
+                case .environment(let name)?: "env:\(name)"
+                case .file(let path)?: "file:\(path)"
+                case nil: "none"
+                }
+                lines.append("  user name=\(user.name) (from \(user.namePath)) hash=\(hash) (from \(user.passwordHashPath?.description ?? "-"))")
+            } else {
+                lines.append("  user none")
+            }
+            if let ssh = v.ssh {
+                lines.append("  ssh password_authentication=\(ssh.passwordAuthentication) keys=\(ssh.authorizedKeys.map { "\($0.file) (from \($0.path))" }.joined(separator: ", "))")
+            } else {
+                lines.append("  ssh none")
+            }
+            lines.append("  timezone=\(v.timezone ?? "-") keyboard=\(v.keyboard ?? "-") locale=\(v.locale ?? "-") hostname_uses_serial=\(v.hostnameUsesSerial)")
+            switch v.firstBoot?.mode {
+            case .unit(let command, let retry)?: lines.append("  first_boot command=\(command.joined(separator: " ")) retry=\(retry)s (from \(v.firstBoot!.path))")
+            case .legacyHomePi?: lines.append("  first_boot layout=legacy-home-pi (from \(v.firstBoot!.path))")
+            case nil: lines.append("  first_boot none")
+            }
         }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -63,7 +84,9 @@ import Testing
         // site < axis value: the beta channel replaces the role alias and the hostname pattern, even iad's own.
         #expect(byID["iad-pi4-beta"]?.iot.roleAlias == "BetaRoleAlias")
         #expect(byID["iad-pi4-beta"]?.hostname == "iad-beta-pi4")
-        #expect(byID["iad-pi4-stable"]?.hostname == "iad-pi4")
+        // {serial} stays in the hostname: the device fills it in at first boot.
+        #expect(byID["iad-pi4-stable"]?.hostname == "iad-pi4-{serial}")
+        #expect(byID["iad-pi4-stable"]?.hostnameUsesSerial == true && byID["iad-pi4-beta"]?.hostnameUsesSerial == false)
         // The pi5 value's SSID beats the site's.
         #expect(byID["zrh-pi5-stable"]?.wifi?.ssid == "pi5-net")
         #expect(byID["zrh-pi4-stable"]?.wifi?.ssid == "zrh-net")
@@ -75,6 +98,66 @@ import Testing
         let zrhFiles = byID["zrh-pi5-stable"]!.files
         #expect(zrhFiles.map(\.destination) == ["/home/pi/config.yaml", "/etc/motd", "/boot/firmware/config.txt"])
         #expect(zrhFiles[1].source == "variants/zrh-motd" && zrhFiles[1].mode == 0o640)
+    }
+
+    /// The device settings merge like `wifi`: each field from the most specific layer that sets it.
+    @Test func deviceSettingsMergeFieldByField() throws {
+        let (variants, diagnostics) = Expansion.expand(try Self.fixture("precedence.json"))
+        #expect(diagnostics.isEmpty, "\(diagnostics)")
+        let byID = Dictionary(uniqueKeysWithValues: variants.map { ($0.id, $0) })
+        // iad replaces only the hash source; the name stays the default's, until pi5 renames the user.
+        let iad = try #require(byID["iad-pi4-stable"])
+        #expect(iad.user?.name == "fleet" && iad.user?.passwordHash == .environment("IAD_PASSWORD_HASH"))
+        #expect(iad.user?.namePath.description == "defaults.user.name")
+        #expect(byID["iad-pi5-stable"]?.user?.name == "pi5user" && byID["iad-pi5-stable"]?.user?.passwordHash == .environment("IAD_PASSWORD_HASH"))
+        #expect(byID["zrh-pi4-stable"]?.user?.passwordHash == .file("certs/common/fleet.passwd"))
+        // zrh turns password logins on and keeps the default keys; with keys and nothing said, they are off.
+        #expect(byID["zrh-pi4-stable"]?.ssh?.passwordAuthentication == true)
+        #expect(byID["zrh-pi4-stable"]?.ssh?.authorizedKeys.map(\.file) == ["keys/ops.pub"])
+        #expect(iad.ssh?.passwordAuthentication == false)
+        #expect(byID["iad-pi4-beta"]?.ssh?.authorizedKeys.map(\.path.description) == ["matrix.channel[1].set.ssh.authorized_keys[0]", "matrix.channel[1].set.ssh.authorized_keys[1]"])
+        #expect(iad.timezone == "America/New_York" && iad.keyboard == "us" && iad.locale == "en_US.UTF-8")
+        #expect(byID["zrh-pi5-stable"]?.locale == "de_CH" && byID["zrh-pi5-stable"]?.timezone == "Europe/Zurich")
+        // zrh changes only the retry of the default command; beta's layout replaces the command.
+        #expect(byID["zrh-pi4-stable"]?.firstBoot?.mode == .unit(command: ["/usr/local/lib/fleet-images/provision.sh", "--site"], retrySeconds: 600))
+        #expect(iad.firstBoot?.mode == .unit(command: ["/usr/local/lib/fleet-images/provision.sh", "--site"], retrySeconds: 300))
+        #expect(byID["zrh-pi4-beta"]?.firstBoot?.mode == .legacyHomePi)
+    }
+
+    @Test func serialHostnameMustBeValidWithASixteenDigitSerial() throws {
+        var manifest = try Self.fixture("precedence.json")
+        manifest.matrix = []
+        // 47 + 16 characters = 63: just fits.
+        let prefix = String(repeating: "a", count: 47 - "zrh".count)
+        manifest.defaults.hostname = Located("{site}\(prefix){serial}", at: JSONPath.root.key("defaults").key("hostname"))
+        manifest.sites[1].settings.hostname = nil
+        let (fits, fitting) = Expansion.expand(manifest)
+        #expect(fitting.isEmpty, "\(fitting)")
+        #expect(fits.first?.hostname == "zrh\(prefix){serial}")
+        manifest.defaults.hostname = Located("{site}\(prefix)x{serial}", at: JSONPath.root.key("defaults").key("hostname"))
+        let (_, tooLong) = Expansion.expand(manifest)
+        #expect(tooLong.contains { $0.location == "defaults.hostname" && $0.message.contains("with a 16-digit serial") && $0.message.contains("zrh") }, "\(tooLong)")
+    }
+
+    @Test func retryWithoutCommandIsAnError() throws {
+        var manifest = try Self.fixture("precedence.json")
+        manifest.matrix = []
+        manifest.defaults.hostname = nil
+        manifest.sites[1].settings.hostname = nil
+        manifest.defaults.firstBoot.command = nil
+        let (_, diagnostics) = Expansion.expand(manifest)
+        #expect(diagnostics.map(\.location) == ["sites[0].first_boot.retry"], "\(diagnostics)")
+    }
+
+    @Test func passwordHashWithoutUserNameIsAnError() throws {
+        var manifest = try Self.fixture("precedence.json")
+        manifest.matrix = []
+        manifest.defaults.hostname = nil
+        manifest.sites[1].settings.hostname = nil
+        manifest.defaults.user.name = nil
+        let (variants, diagnostics) = Expansion.expand(manifest)
+        #expect(diagnostics.map(\.location) == ["sites[0].user.name", "sites[1].user.name"], "\(diagnostics)")
+        #expect(variants.allSatisfy { $0.user == nil })
     }
 
     @Test func expansionIsDeterministic() throws {

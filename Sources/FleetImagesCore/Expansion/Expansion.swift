@@ -2,7 +2,8 @@
 /// files found beside it, passed in so that this stays free of file-system access).
 ///
 /// Precedence, lowest first: `defaults`, then the site, then each matrix axis value in axis-name
-/// order. Objects (`iot`, `claim`, `wifi`) merge field by field; `files` accumulate, and a later
+/// order. Objects (`iot`, `claim`, `wifi`, `user`, `ssh`, `first_boot`) merge field by field
+/// (`first_boot.command` and `first_boot.layout` count as one field); `files` accumulate, and a later
 /// entry with the same destination replaces an earlier one. Variants come out in manifest site
 /// order, and within a site in matrix order (axes sorted by name, values in the order written).
 public enum Expansion {
@@ -85,7 +86,8 @@ public enum Expansion {
 
         var hostname = id
         if let pattern = settings.hostname {
-            var values = ["site": site.id, "fleet": manifest.fleet]
+            // {serial} stays in the pattern: the device replaces it at first boot.
+            var values = ["site": site.id, "fleet": manifest.fleet, "serial": Variant.serialPlaceholder]
             for axis in axes { values[axis.axis] = axis.value }
             switch substitute(pattern.value, values: values) {
             case .success(let text): hostname = text
@@ -93,8 +95,11 @@ public enum Expansion {
                 diagnostics.error(pattern.path, problem.text)
                 return nil
             }
-            if !Names.isSafeName(hostname) {
-                diagnostics.error(pattern.path, "gives the hostname \"\(hostname)\" for \(id), which is not a valid host name; use lower-case letters, digits and dashes, at most 63")
+            // A Raspberry Pi's serial is 16 hex digits; the name must be valid with it in place.
+            let onDevice = hostname.replacingOccurrences(of: Variant.serialPlaceholder, with: Self.exampleSerial)
+            if !Names.isSafeName(onDevice) {
+                let shown = hostname == onDevice ? "\"\(hostname)\"" : "\"\(onDevice)\" (with a 16-digit serial)"
+                diagnostics.error(pattern.path, "gives the hostname \(shown) for \(id), which is not a valid host name; use lower-case letters, digits and dashes, at most 63")
             }
         } else if !Names.isSafeName(hostname) {
             diagnostics.error(site.path.key("hostname"), "the default hostname would be the variant id \"\(hostname)\" (\(hostname.count) characters), which is not a valid host name; set \"hostname\" to a shorter pattern")
@@ -102,13 +107,49 @@ public enum Expansion {
 
         let files = mergeFiles(settings.files + overlay)
 
+        var user: Variant.User?
+        if settings.user.name != nil || settings.user.passwordHash != nil {
+            if let name = settings.user.name {
+                user = Variant.User(name: name.value, passwordHash: settings.user.passwordHash?.value,
+                                    namePath: name.path, passwordHashPath: settings.user.passwordHash?.path)
+            } else {
+                diagnostics.error(site.path.key("user.name"), "required with a password hash: the login name (Raspberry Pi OS renames its UID-1000 user to it); set it in this site or in \"defaults\"")
+            }
+        }
+
+        var ssh: Variant.SSH?
+        if settings.ssh.authorizedKeys != nil || settings.ssh.passwordAuthentication != nil {
+            let keys = settings.ssh.authorizedKeys.map { list in
+                list.value.enumerated().map { Variant.SSH.Key(file: $0.element, path: list.path.index($0.offset)) }
+            } ?? []
+            // Without keys, password logins are the only way in over SSH; with keys, they are off unless asked for.
+            ssh = Variant.SSH(authorizedKeys: keys, passwordAuthentication: settings.ssh.passwordAuthentication?.value ?? keys.isEmpty)
+        }
+
+        var firstBoot: Variant.FirstBoot?
+        let f = settings.firstBoot
+        if let command = f.command {
+            firstBoot = Variant.FirstBoot(mode: .unit(command: command.value, retrySeconds: f.retrySeconds?.value ?? Self.defaultRetrySeconds), path: command.path)
+        } else if let legacy = f.legacyLayout {
+            firstBoot = Variant.FirstBoot(mode: .legacyHomePi, path: legacy.path)
+        } else if let retry = f.retrySeconds {
+            diagnostics.error(retry.path, "\"retry\" without \"command\": give first_boot.command (here, in this site or in \"defaults\") or remove \"retry\"")
+        }
+
         guard let region, let data, let credential, let roleAlias, let template, let certificate, let privateKey else { return nil }
         return Variant(
             id: id, site: site.id, axes: axes, region: region.value,
             iot: .init(dataEndpoint: data.value, credentialEndpoint: credential.value, roleAlias: roleAlias.value, provisioningTemplate: template.value),
             claim: .init(certificate: certificate.value, privateKey: privateKey.value, certificatePath: certificate.path, privateKeyPath: privateKey.path),
-            wifi: wifi, hostname: hostname, files: files)
+            wifi: wifi, hostname: hostname, files: files,
+            user: user, ssh: ssh, timezone: settings.timezone?.value, keyboard: settings.keyboard?.value,
+            locale: settings.locale?.value, firstBoot: firstBoot)
     }
+
+    /// What `{serial}` becomes on a Raspberry Pi: 16 lower-case hex digits (`/proc/cpuinfo`'s `Serial`).
+    static let exampleSerial = "10000000abcdef01"
+    /// The contract's default pause between first-boot attempts: 5 minutes.
+    static let defaultRetrySeconds = 300
 
     static func regionOrigin(_ region: Located<String>, site: SiteEntry) -> String {
         " (region \(region.value) from \(region.path))"
@@ -174,6 +215,19 @@ extension SiteSettings {
         merged.wifi.hidden = other.wifi.hidden ?? wifi.hidden
         merged.hostname = other.hostname ?? hostname
         merged.files = files + other.files
+        merged.user.name = other.user.name ?? user.name
+        merged.user.passwordHash = other.user.passwordHash ?? user.passwordHash
+        merged.ssh.authorizedKeys = other.ssh.authorizedKeys ?? ssh.authorizedKeys
+        merged.ssh.passwordAuthentication = other.ssh.passwordAuthentication ?? ssh.passwordAuthentication
+        merged.timezone = other.timezone ?? timezone
+        merged.keyboard = other.keyboard ?? keyboard
+        merged.locale = other.locale ?? locale
+        // `command` and `layout` are two answers to one question: a layer giving either replaces both.
+        if other.firstBoot.command != nil || other.firstBoot.legacyLayout != nil {
+            merged.firstBoot.command = other.firstBoot.command
+            merged.firstBoot.legacyLayout = other.firstBoot.legacyLayout
+        }
+        merged.firstBoot.retrySeconds = other.firstBoot.retrySeconds ?? firstBoot.retrySeconds
         return merged
     }
 }

@@ -79,6 +79,66 @@ extension ManifestChecker {
         }
     }
 
+    /// Each public key file must hold OpenSSH key lines that sshd would accept.
+    func checkPublicKeyFile(_ key: Variant.SSH.Key, _ diagnostics: inout Diagnostics) {
+        do {
+            _ = try SSHPublicKey.load(contentsOf: absolute(key.file), shown: key.file)
+        } catch {
+            let text = error.line.map { "public key file \(key.file), line \($0): \(error.reason)" } ?? error.reason
+            diagnostics.error(key.path, text)
+        }
+    }
+
+    /// Root runs `first_boot.command` at every boot until it succeeds: when a `files` entry puts
+    /// the program in place, nobody but root may be able to change it.
+    func checkFirstBootCommand(_ variant: Variant, _ diagnostics: inout Diagnostics) {
+        guard case .unit(let command, _)? = variant.firstBoot?.mode, let program = command.first,
+              let entry = variant.files.last(where: { $0.destination == program }) else { return }
+        let ownerProblem = entry.uid != 0 || entry.gid != 0
+        let modeProblem = entry.mode & 0o022 != 0
+        guard ownerProblem || modeProblem else { return }
+        let what = [ownerProblem ? "owner \(entry.uid):\(entry.gid)" : nil, modeProblem ? "mode \(String(format: "%04o", entry.mode)) (writable by group or others)" : nil]
+            .compactMap { $0 }.joined(separator: " and ")
+        diagnostics.error(entry.path.key(ownerProblem ? "owner" : "mode"),
+                          "first_boot.command runs \(program) as root, but this entry gives it \(what); root must never run a file another user can write. Set \"owner\": \"0:0\" and a mode such as \"0700\" or \"0755\"")
+    }
+
+    /// Why a device flashed with `variant` could not be logged into, or nil.
+    static func loginProblem(_ variant: Variant) -> String? {
+        guard let user = variant.user else {
+            return "no way to log in: no \"user\" is set, so Raspberry Pi OS keeps its locked default user (and on Bookworm its first-boot wizard waits on the console). Add \"user\": {\"name\": …, \"password_hash_file\": …} and/or \"ssh\": {\"authorized_keys\": […]}"
+        }
+        let hasKey = !(variant.ssh?.authorizedKeys.isEmpty ?? true)
+        guard user.passwordHash == nil && !hasKey else { return nil }
+        return "no way to log in: user \"\(user.name)\" has no password hash and ssh.authorized_keys lists no key. Add \"password_hash_file\" (or \"_env\") to \"user\", or a key to \"ssh.authorized_keys\""
+    }
+
+    /// One warning when no variant can be logged into (the usual case: nothing in `defaults`),
+    /// else one per site that has such variants.
+    func reportNoLogin(_ noLogin: [(variant: Variant, problem: String)], total: Int, _ diagnostics: inout Diagnostics) {
+        guard !noLogin.isEmpty else { return }
+        if noLogin.count == total, Set(noLogin.map(\.problem)).count == 1 {
+            let scope = total == 1 ? "the variant" : "all \(total) variants"
+            diagnostics.warning(JSONPath.root.key("defaults"), "\(scope): \(noLogin[0].problem)")
+            return
+        }
+        var groups: [(site: String, problem: String, ids: [String])] = []
+        var groupIndex: [String: Int] = [:]
+        for (variant, problem) in noLogin {
+            let key = variant.site + "\u{0}" + problem
+            if let index = groupIndex[key] { groups[index].ids.append(variant.id) } else {
+                groupIndex[key] = groups.count
+                groups.append((variant.site, problem, [variant.id]))
+            }
+        }
+        let sitePaths = Dictionary(manifest.sites.map { ($0.id, $0.path) }, uniquingKeysWith: { first, _ in first })
+        for (site, problem, ids) in groups {
+            let path = sitePaths[site] ?? JSONPath.root.key("sites")
+            let scope = ids.count == 1 ? "variant \(ids[0])" : "variants \(ids.prefix(3).joined(separator: ", "))\(ids.count > 3 ? " and \(ids.count - 3) more" : "")"
+            diagnostics.warning(path, "\(scope): \(problem)")
+        }
+    }
+
     static func date(_ date: Date) -> String {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withFullDate]

@@ -47,6 +47,9 @@ public struct ManifestChecker: Sendable {
 
         var checkedPSK = Set<String>()
         var checkedClaims = Set<String>()
+        var checkedHashes = Set<String>()
+        var checkedKeys = Set<String>()
+        var noLogin: [(variant: Variant, problem: String)] = []
         for variant in variants {
             let claimKey = variant.claim.certificate + "\u{0}" + variant.claim.privateKey
             if checkedClaims.insert(claimKey).inserted {
@@ -68,8 +71,24 @@ public struct ManifestChecker: Sendable {
             for file in variant.files {
                 _ = requireFile(file.source, at: file.path.key("source"), what: "file")
             }
+            if let user = variant.user, let source = user.passwordHash, let path = user.passwordHashPath,
+               checkedHashes.insert(path.description).inserted {
+                if case .file(let relative) = source, !requireFile(relative, at: path, what: "password hash file") {
+                    // Reported already.
+                } else if case .failure(let problem) = SecretResolver(manifest: manifest, environment: environment).passwordHash(source) {
+                    diagnostics.error(path, problem.description)
+                }
+            }
+            for key in variant.ssh?.authorizedKeys ?? [] where checkedKeys.insert(key.path.description).inserted {
+                if requireFile(key.file, at: key.path, what: "public key file") {
+                    checkPublicKeyFile(key, &diagnostics)
+                }
+            }
+            checkFirstBootCommand(variant, &diagnostics)
+            if let problem = Self.loginProblem(variant) { noLogin.append((variant, problem)) }
             diagnostics.append(contentsOf: VariantContent.conflicts(of: variant, manifest: manifest))
         }
+        reportNoLogin(noLogin, total: variants.count, &diagnostics)
         // Report each problem once, in a stable order.
         var seen = Set<Diagnostic>()
         return diagnostics.items.filter { seen.insert($0).inserted }

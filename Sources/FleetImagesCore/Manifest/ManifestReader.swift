@@ -7,7 +7,12 @@ public enum ManifestReader {
         "$schema", "format", "fleet", "base_image", "builder", "output", "signing",
         "allow_inline_psk", "defaults", "sites", "matrix",
     ]
-    static let siteSettingKeys = ["region", "iot", "claim", "wifi", "hostname", "files"]
+    static let siteSettingKeys = [
+        "region", "iot", "claim", "wifi", "hostname", "files",
+        "user", "ssh", "timezone", "keyboard", "locale", "first_boot",
+    ]
+    /// `first_boot.layout`'s one value: the seed project's `/home/pi` files started by `/etc/rc.local`.
+    static let legacyLayout = "legacy-home-pi"
 
     /// Reads and checks the manifest at `path`. Returns the manifest when its shape is sound
     /// (possibly with warnings), or nil with the errors.
@@ -43,6 +48,7 @@ public enum ManifestReader {
             return (nil, Diagnostics(single: Diagnostic(.error, at: filePath, "not valid JSON: \(jsonErrorText(error))")))
         }
         let manifest = read(root: root, filePath: filePath, diagnostics: &diagnostics)
+        checkSerialPlaceholders(root, at: .root, key: nil, diagnostics: &diagnostics)
         return (diagnostics.hasErrors ? nil : manifest, diagnostics)
     }
 
@@ -100,6 +106,25 @@ public enum ManifestReader {
             defaults: defaults, sites: sites, matrix: matrix)
     }
 
+    /// `{serial}` is resolved on the device at first boot, and only the hostname is rewritten
+    /// there; anywhere else it would reach the image literally.
+    static func checkSerialPlaceholders(_ value: JSONValue, at path: JSONPath, key: String?, diagnostics: inout Diagnostics) {
+        switch value {
+        case .string(let text) where text.contains(Variant.serialPlaceholder) && key != "hostname":
+            diagnostics.error(path, "{serial} is only resolved in \"hostname\" (at first boot, from the device's serial number); it cannot be used here")
+        case .array(let elements):
+            for (index, element) in elements.enumerated() {
+                checkSerialPlaceholders(element, at: path.index(index), key: key, diagnostics: &diagnostics)
+            }
+        case .object(let fields):
+            for name in fields.keys.sorted() {
+                checkSerialPlaceholders(fields[name]!, at: path.key(name), key: name, diagnostics: &diagnostics)
+            }
+        default:
+            break
+        }
+    }
+
     // MARK: - Sections
 
     static func readBaseImage(_ top: ObjectReader, diagnostics: inout Diagnostics) -> BaseImageSpec? {
@@ -108,7 +133,7 @@ public enum ManifestReader {
             diagnostics.error(path, "required; describe the base image: {\"source\": …, \"sha256\": …, \"arch\": \"arm64\"}")
             return nil
         }
-        guard let reader = ObjectReader(value, at: path, knownKeys: ["source", "sha256", "checksum_url", "arch", "partitions"], diagnostics: &diagnostics) else { return nil }
+        guard let reader = ObjectReader(value, at: path, knownKeys: ["source", "sha256", "checksum_url", "arch", "partitions", "os"], diagnostics: &diagnostics) else { return nil }
         var sourceValue: BaseImageSpec.Source?
         if let source = reader.string("source", required: true, diagnostics: &diagnostics) {
             if source.value.contains("://") {
@@ -168,9 +193,35 @@ public enum ManifestReader {
                 }
             }
         }
+        let os = reader.value("os").flatMap { readOSOverride($0, at: path.key("os"), diagnostics: &diagnostics) }
         guard let sourceValue, let arch else { return nil }
         return BaseImageSpec(source: sourceValue, sha256: sha?.value, checksumURL: checksumURL?.value, arch: arch.value,
-                             bootPartition: boot, rootPartition: root, bootMount: bootMount)
+                             bootPartition: boot, rootPartition: root, bootMount: bootMount, os: os)
+    }
+
+    static let knownCodenames = ["bookworm", "trixie"]
+
+    /// `base_image.os`: `{"codename": "bookworm" | "trixie", "init_format": "userconf" | "cloud-init"}`.
+    static func readOSOverride(_ value: JSONValue, at path: JSONPath, diagnostics: inout Diagnostics) -> Located<OSOverride>? {
+        guard let r = ObjectReader(value, at: path, knownKeys: ["codename", "init_format"], diagnostics: &diagnostics) else { return nil }
+        var codename: String?
+        if let text = r.string("codename", required: true, diagnostics: &diagnostics) {
+            if knownCodenames.contains(text.value) { codename = text.value } else {
+                let hint = Suggestion.closest(to: text.value, among: knownCodenames).map { "; did you mean \"\($0)\"?" } ?? ""
+                diagnostics.error(text.path, "unknown Raspberry Pi OS release \"\(text.value)\"; fleet-images knows \"bookworm\" and \"trixie\"\(hint)")
+            }
+        }
+        var format: InitFormat?
+        var formatOK = true
+        if let text = r.string("init_format", diagnostics: &diagnostics) {
+            format = InitFormat(rawValue: text.value)
+            if format == nil {
+                formatOK = false
+                diagnostics.error(text.path, "unknown first-boot format \"\(text.value)\"; use \"userconf\" (userconf.txt on the boot partition) or \"cloud-init\" (a NoCloud seed)")
+            }
+        }
+        guard let codename, formatOK else { return nil }
+        return Located(OSOverride(codename: codename, initFormat: format), at: path)
     }
 
     static func readBuilder(_ top: ObjectReader, diagnostics: inout Diagnostics) -> BuilderSpec? {
@@ -367,7 +418,117 @@ public enum ManifestReader {
         if let files = reader.array("files", diagnostics: &diagnostics) {
             settings.files = files.compactMap { readFile($0.0, at: $0.1, diagnostics: &diagnostics) }
         }
+        if let user = reader.value("user"), let r = ObjectReader(user, at: here.key("user"), knownKeys: ["name", "password_hash_file", "password_hash_env"], diagnostics: &diagnostics) {
+            settings.user = readUser(r, diagnostics: &diagnostics)
+        }
+        if let ssh = reader.value("ssh"), let r = ObjectReader(ssh, at: here.key("ssh"), knownKeys: ["authorized_keys", "password_authentication"], diagnostics: &diagnostics) {
+            settings.ssh = readSSH(r, diagnostics: &diagnostics)
+        }
+        if let text = reader.string("timezone", diagnostics: &diagnostics) {
+            if Names.isTimezone(text.value) { settings.timezone = text } else {
+                let hint = text.value.uppercased() == "UTC" ? "; for UTC write \"Etc/UTC\"" : ""
+                diagnostics.error(text.path, "\"\(text.value)\" is not a time zone name; write Area/City as in /usr/share/zoneinfo, e.g. \"Europe/Zurich\"\(hint)")
+            }
+        }
+        if let text = reader.string("keyboard", diagnostics: &diagnostics) {
+            if Names.isKeyboardLayout(text.value) { settings.keyboard = text } else {
+                diagnostics.error(text.path, "\"\(text.value)\" is not an XKB keyboard layout; write 2 to 8 lower-case letters, e.g. \"ch\", \"de\" or \"us\" (several joined by commas)")
+            }
+        }
+        if let text = reader.string("locale", diagnostics: &diagnostics) {
+            if Names.isLocale(text.value) { settings.locale = text } else {
+                diagnostics.error(text.path, "\"\(text.value)\" is not a locale name; write language_COUNTRY with an optional .UTF-8, e.g. \"de_CH.UTF-8\" or \"en_GB.UTF-8\"")
+            }
+        }
+        if let firstBoot = reader.value("first_boot"), let r = ObjectReader(firstBoot, at: here.key("first_boot"), knownKeys: ["command", "retry", "layout"], diagnostics: &diagnostics) {
+            settings.firstBoot = readFirstBoot(r, diagnostics: &diagnostics)
+        }
         return (settings, outer)
+    }
+
+    static func readUser(_ r: ObjectReader, diagnostics: inout Diagnostics) -> UserSettings {
+        var user = UserSettings()
+        if let name = r.string("name", diagnostics: &diagnostics) {
+            if name.value == "root" {
+                diagnostics.error(name.path, "the login user cannot be root (Raspberry Pi OS renames its UID-1000 user to this name); choose another name, e.g. \"fleet\"")
+            } else if Names.isLinuxUserName(name.value) {
+                user.name = name
+            } else {
+                diagnostics.error(name.path, "\"\(name.value)\" is not a Linux user name; use a lower-case letter or _ then up to 31 lower-case letters, digits, _ or -")
+            }
+        }
+        var sources: [Located<PasswordHashSource>] = []
+        if let env = r.string("password_hash_env", diagnostics: &diagnostics) {
+            if Names.isEnvironmentName(env.value) { sources.append(Located(.environment(env.value), at: env.path)) } else {
+                diagnostics.error(env.path, "\"\(env.value)\" is not an environment variable name")
+            }
+        }
+        if let file = relativePath(r, "password_hash_file", required: false, diagnostics: &diagnostics) {
+            sources.append(Located(.file(file.value), at: file.path))
+        }
+        if sources.count > 1 {
+            diagnostics.error(sources[1].path, "give either \"password_hash_env\" or \"password_hash_file\", not both")
+        }
+        user.passwordHash = sources.first
+        return user
+    }
+
+    static func readSSH(_ r: ObjectReader, diagnostics: inout Diagnostics) -> SSHSettings {
+        var ssh = SSHSettings()
+        let errorsBefore = diagnostics.errors.count
+        if let keys = r.stringArray("authorized_keys", diagnostics: &diagnostics) {
+            for (index, file) in keys.value.enumerated() {
+                let path = keys.path.index(index)
+                if let problem = Names.checkRelativePath(file) {
+                    diagnostics.error(path, problem)
+                } else {
+                    diagnostics.reference(file, at: path)
+                }
+            }
+            // A list with a bad element is not used: the paths of the others would shift.
+            if diagnostics.errors.count == errorsBefore { ssh.authorizedKeys = keys }
+        }
+        ssh.passwordAuthentication = r.bool("password_authentication", diagnostics: &diagnostics)
+        return ssh
+    }
+
+    static func readFirstBoot(_ r: ObjectReader, diagnostics: inout Diagnostics) -> FirstBootSettings {
+        var firstBoot = FirstBootSettings()
+        if r.fields.isEmpty {
+            diagnostics.error(r.path, "empty; give \"command\" (and optionally \"retry\"), or \"layout\": \"\(legacyLayout)\"")
+        }
+        let errorsBefore = diagnostics.errors.count
+        if let command = r.stringArray("command", diagnostics: &diagnostics) {
+            if let program = command.value.first {
+                if let problem = Names.checkImagePath(program) {
+                    diagnostics.error(command.path.index(0), problem.replacingOccurrences(of: "e.g. /etc/motd", with: "e.g. /usr/local/lib/fleet-images/provision.sh"))
+                }
+                for (index, argument) in command.value.enumerated().dropFirst()
+                where argument.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) {
+                    diagnostics.error(command.path.index(index), "an argument contains a control character (newline, tab, NUL…); a systemd unit cannot carry it")
+                }
+                if diagnostics.errors.count == errorsBefore { firstBoot.command = command }
+            } else {
+                diagnostics.error(command.path, "empty; give the program's absolute path in the image, then its arguments, e.g. [\"/usr/local/lib/fleet-images/provision.sh\"]")
+            }
+        }
+        if let text = r.string("retry", diagnostics: &diagnostics) {
+            if let seconds = Names.parseDuration(text.value) { firstBoot.retrySeconds = Located(seconds, at: text.path) } else {
+                diagnostics.error(text.path, "\"\(text.value)\" is not a duration; write e.g. \"90s\", \"5m\" or \"1h\"")
+            }
+        }
+        if let layout = r.string("layout", diagnostics: &diagnostics) {
+            if layout.value != legacyLayout {
+                diagnostics.error(layout.path, "unknown layout \"\(layout.value)\"; the only one is \"\(legacyLayout)\" (the seed's /home/pi files started from /etc/rc.local, kept for old fleets); or give \"command\"")
+            } else if r.has("command") {
+                diagnostics.error(layout.path, "give either \"command\" (a root-owned first-boot unit runs it) or \"layout\": \"\(legacyLayout)\", not both")
+            } else if r.has("retry") {
+                diagnostics.error(r.path.key("retry"), "\"retry\" is for \"command\"; the legacy layout runs once from /etc/rc.local and never retries")
+            } else {
+                firstBoot.legacyLayout = Located(true, at: layout.path)
+            }
+        }
+        return firstBoot
     }
 
     static func readWifi(_ r: ObjectReader, allowInlinePSK: Bool, diagnostics: inout Diagnostics) -> WifiSettings {

@@ -44,17 +44,77 @@ public struct SecretResolver: Sendable {
         }
     }
 
-    /// A secret file's content without its trailing line break (editors add one).
+    /// The login user's crypt(3) hash, checked for shape (``PasswordHashRules``): a plain password
+    /// in the file or variable is refused without being shown.
+    public func passwordHash(_ source: PasswordHashSource) -> Result<Secret, Problem> {
+        let secret: Result<Secret, Problem> = switch source {
+        case .environment(let name): passphrase(.environment(name))
+        case .file(let relative): readSecretFile(relative)
+        }
+        return secret.flatMap { hash in
+            if let problem = PasswordHashRules.check(hash) { return .failure(Problem(description: problem)) }
+            return .success(hash)
+        }
+    }
+
+    /// A secret file's content without its trailing line break (editors add one). Never blocks:
+    /// a FIFO or device in the secret's place is refused, not read.
     func readSecretFile(_ relative: String) -> Result<Secret, Problem> {
         let path = manifest.directory + "/" + relative
-        guard FileManager.default.fileExists(atPath: path) else {
-            return .failure(Problem(description: "secret file \(relative) does not exist"))
+        switch InputFile.read(path, shown: relative, what: "secret file", limit: 64 << 10) {
+        case .failure(let problem):
+            return .failure(Problem(description: problem.description))
+        case .success(var bytes):
+            if bytes.last == UInt8(ascii: "\n") { bytes.removeLast() }
+            if bytes.last == UInt8(ascii: "\r") { bytes.removeLast() }
+            return .success(Secret(bytes))
         }
-        guard var bytes = FileManager.default.contents(atPath: path).map(Array.init) else {
-            return .failure(Problem(description: "secret file \(relative) is not readable by this user; fix its permissions"))
+    }
+}
+
+/// What a login password hash must look like: a crypt(3) string Raspberry Pi OS's `chpasswd -e`
+/// and cloud-init's `passwd` take as it is, of a scheme that is still strong. Messages never
+/// contain the value (it may be a password typed in the wrong place).
+public enum PasswordHashRules {
+    static let cryptAlphabet = Set("./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz".utf8)
+    static let howTo = "make one with `mkpasswd -m yescrypt` (or `openssl passwd -6`)"
+
+    public static func check(_ secret: Secret) -> String? {
+        let bytes = secret.unsafeBytes
+        if bytes.isEmpty { return "the password hash is empty; \(howTo)" }
+        if bytes.contains(where: { $0 < 0x21 || $0 > 0x7e || $0 == UInt8(ascii: ":") }) {
+            return "the password hash contains a space, a colon or a non-printable character, so it is not a crypt hash; \(howTo)"
         }
-        if bytes.last == UInt8(ascii: "\n") { bytes.removeLast() }
-        if bytes.last == UInt8(ascii: "\r") { bytes.removeLast() }
-        return .success(Secret(bytes))
+        let fields = bytes.split(separator: UInt8(ascii: "$"), omittingEmptySubsequences: false).map { Array($0) }
+        guard bytes.first == UInt8(ascii: "$"), fields.count >= 3 else {
+            return "the password hash is not a crypt hash (it does not start with $y$ or $6$): a plain password must never be put in an image; \(howTo)"
+        }
+        let scheme = String(decoding: fields[1], as: UTF8.self)
+        func alphabetOnly(_ field: [UInt8]) -> Bool { !field.isEmpty && field.allSatisfy { cryptAlphabet.contains($0) } }
+        switch scheme {
+        case "y":
+            // $y$<params>$<salt>$<43-character hash>
+            guard fields.count == 5, alphabetOnly(fields[2]), alphabetOnly(fields[3]), fields[4].count == 43, alphabetOnly(fields[4]) else {
+                return "the yescrypt hash is malformed (expected $y$<params>$<salt>$<43 characters>); \(howTo)"
+            }
+            return nil
+        case "6":
+            // $6$[rounds=N$]<salt, 1–16>$<86-character hash>
+            var rest = Array(fields.dropFirst(2))
+            if let first = rest.first, first.starts(with: Array("rounds=".utf8)) {
+                guard let rounds = Int(String(decoding: first.dropFirst(7), as: UTF8.self)), (1000...999_999_999).contains(rounds) else {
+                    return "the SHA-512 crypt hash has a malformed rounds= field; \(howTo)"
+                }
+                rest.removeFirst()
+            }
+            guard rest.count == 2, (1...16).contains(rest[0].count), rest[1].count == 86, alphabetOnly(rest[1]) else {
+                return "the SHA-512 crypt hash is malformed (expected $6$<salt>$<86 characters>); \(howTo)"
+            }
+            return nil
+        case "1", "2a", "2b", "2y", "5", "md5", "sha1", "gy", "7":
+            return "the password hash uses crypt scheme $\(scheme)$; fleet-images takes yescrypt ($y$, Raspberry Pi OS's default) or SHA-512 crypt ($6$); \(howTo)"
+        default:
+            return "the password hash is not a yescrypt ($y$) or SHA-512 crypt ($6$) hash; \(howTo)"
+        }
     }
 }

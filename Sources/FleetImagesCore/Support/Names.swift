@@ -131,6 +131,47 @@ public enum Names {
         return nil
     }
 
+    /// A Linux login name as `useradd` takes it by default: `[a-z_][a-z0-9_-]{0,31}`.
+    public static func isLinuxUserName(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        guard let first = bytes.first, (1...32).contains(bytes.count), isLower(first) || first == UInt8(ascii: "_") else { return false }
+        return bytes.allSatisfy { isLowerAlnum($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") }
+    }
+
+    /// The shape of a tz database name as `/usr/share/zoneinfo` holds it: `Area/City` (`Europe/Zurich`,
+    /// `America/Argentina/Buenos_Aires`, `Etc/GMT+1`): components of letters, digits and `_+-`,
+    /// each starting with a letter, at least two of them.
+    public static func isTimezone(_ text: String) -> Bool {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count >= 2, text.utf8.count <= 128 else { return false }
+        return parts.allSatisfy { part in
+            guard let first = part.utf8.first, isAlnum(first), !isDigit(first) else { return false }
+            return part.utf8.allSatisfy { isAlnum($0) || "_+-".utf8.contains($0) }
+        }
+    }
+
+    /// An XKB layout (`ch`, `de`, `us`) or several joined by commas (`us,de`): `[a-z]{2,8}` each.
+    public static func isKeyboardLayout(_ text: String) -> Bool {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false)
+        return parts.count <= 4 && parts.allSatisfy { (2...8).contains($0.utf8.count) && $0.utf8.allSatisfy(isLower) }
+    }
+
+    /// A glibc locale name: `ll_CC`, optionally `.UTF-8`, optionally `@modifier` (`de_CH.UTF-8`, `ca_ES.UTF-8@valencia`).
+    public static func isLocale(_ text: String) -> Bool {
+        var rest = Substring(text)
+        if let at = rest.firstIndex(of: "@") {
+            let modifier = rest[rest.index(after: at)...]
+            guard (1...16).contains(modifier.utf8.count), modifier.utf8.allSatisfy(isLower) else { return false }
+            rest = rest[..<at]
+        }
+        if rest.hasSuffix(".UTF-8") { rest = rest.dropLast(6) }
+        let parts = rest.split(separator: "_", omittingEmptySubsequences: false)
+        guard parts.count == 2 else { return false }
+        let language = parts[0], country = parts[1]
+        return (2...3).contains(language.utf8.count) && language.utf8.allSatisfy(isLower)
+            && country.utf8.count == 2 && country.utf8.allSatisfy { (65...90).contains($0) }
+    }
+
     /// A two-letter ISO 3166-1 alpha-2 code in upper case. The list of assigned codes is short and
     /// stable; an unassigned pair like `XX` is refused because the kernel's regulatory database
     /// would fall back to the world domain silently.
