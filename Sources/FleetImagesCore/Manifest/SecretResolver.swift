@@ -29,14 +29,6 @@ public struct SecretResolver: Sendable {
         }
     }
 
-    /// The crypt(3) hash a `user` logs in with. Like a passphrase it is never printed.
-    public func passwordHash(_ source: PasswordHashSource) -> Result<Secret, Problem> {
-        switch source {
-        case .environment(let name): passphrase(.environment(name))
-        case .file(let relative): readSecretFile(relative)
-        }
-    }
-
     public func signingPassphrase(_ source: SigningSpec.Passphrase) -> Result<Secret, Problem> {
         switch source {
         case .environment(let name): passphrase(.environment(name))
@@ -44,8 +36,8 @@ public struct SecretResolver: Sendable {
         }
     }
 
-    /// The login user's crypt(3) hash, checked for shape (``PasswordHashRules``): a plain password
-    /// in the file or variable is refused without being shown.
+    /// The crypt(3) hash a `user` logs in with. Like a passphrase it is never printed; it is
+    /// checked for shape (``PasswordHashRules``), so a plain password in its place is refused.
     public func passwordHash(_ source: PasswordHashSource) -> Result<Secret, Problem> {
         let secret: Result<Secret, Problem> = switch source {
         case .environment(let name): passphrase(.environment(name))
