@@ -23,13 +23,9 @@ esac
 pairs=(
     "variants/common/config.yaml|examples/matrix/variants/common/config.yaml"
     "variants/common/provision.sh|examples/matrix/variants/common/provision.sh"
-    "variants/common/rc.local|examples/matrix/variants/common/rc.local"
-    "variants/common/ssh|examples/matrix/variants/common/ssh"
     "base/demo-raspios-bookworm-arm64.img.xz|examples/matrix/base/demo-raspios-bookworm-arm64.img.xz"
     "variants/common/config.yaml|examples/raspios-greengrass/variants/common/config.yaml"
     "variants/common/provision.sh|examples/raspios-greengrass/variants/common/provision.sh"
-    "variants/common/rc.local|examples/raspios-greengrass/variants/common/rc.local"
-    "variants/common/ssh|examples/raspios-greengrass/variants/common/ssh"
     "variants/common/set_os.sh|examples/raspios-greengrass/variants/common/set_os.sh"
 )
 

@@ -17,12 +17,14 @@ struct PackerDockerTemplateTests {
     /// The production example: its manifest, its template, its two sites.
     static func exampleRenderer() throws -> (PackerTemplateRenderer, Plan) {
         let manifestPath = packageRoot + "/examples/raspios-greengrass/fleet.json"
-        let outcome = FleetLoader.load(manifestPath: manifestPath, environment: [:], only: nil)
+        // The example reads its login hash from the environment, as a CI job would provide it.
+        let environment = ["FLEET_LOGIN_PASSWORD_HASH": "$6$examplesalt$9njE.PmTi4glfjp1JbCDMPDY98u2NxlH0v5offZ4BRmrglfNotOgJ9g9mydZZH4deEQ5XqDjTV00w5hr6p4ss/"]
+        let outcome = FleetLoader.load(manifestPath: manifestPath, environment: environment, only: nil)
         guard let manifest = outcome.manifest, !outcome.hasErrors else {
             Issue.record("the example does not load: \(outcome.diagnostics.map(\.description))")
             throw CancellationError()
         }
-        let plan = try Planner(manifest: manifest, environment: [:], secretKey: Array(repeating: 7, count: 32)).plan(outcome.variants, os: .testBookworm)
+        let plan = try Planner(manifest: manifest, environment: environment, secretKey: Array(repeating: 7, count: 32)).plan(outcome.variants, os: .testBookworm)
         return (try PackerTemplateRenderer.load(manifest: manifest), plan)
     }
 

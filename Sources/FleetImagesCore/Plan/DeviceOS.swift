@@ -56,7 +56,7 @@ public struct DeviceOS: Sendable, Codable, Equatable {
 
     /// One line for `plan`: `Debian GNU/Linux 12 (bookworm), first boot: userconf`.
     public var summary: String {
-        "\(prettyName) (\(codename)), first boot: \(initFormat.rawValue)\(overridden ? " (set by base_image.os)" : "")"
+        "\(prettyName.contains(codename) ? prettyName : "\(prettyName) (\(codename))"), first boot: \(initFormat.rawValue)\(overridden ? " (set by base_image.os)" : "")"
     }
 
     /// Fields of an os-release file (`KEY=value`, values optionally quoted).

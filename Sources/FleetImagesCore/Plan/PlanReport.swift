@@ -7,9 +7,14 @@ import Foundation
 /// ```
 /// {"format": 1, "fleet": "demo", "manifest": "/abs/fleet.json", "tool_version": "0.1.0",
 ///  "builder": "inject", "base_image": {"source": "...", "digest": "sha256:..."},
+///  "os": {"codename": "bookworm", "name": "Debian GNU/Linux 12 (bookworm)", "init_format": "userconf" | "cloud-init",
+///         "set_by_manifest": false},
 ///  "variants": [{"id": "zrh-lab", "site": "zrh-lab", "matrix": {"board": "pi4"},
 ///     "region": "eu-central-1", "wifi_ssid": "ZRH-Lab" | null, "wifi_country": "CH" | null,
-///     "hostname": "zrh-lab", "inputs_digest": "<64 hex>", "decision": "build" | "up-to-date" | null,
+///     "hostname": "zrh-lab" | "zrh-lab-{serial}", "os": "bookworm", "init_format": "userconf",
+///     "user": "fleet" | null, "ssh_keys": ["SHA256:..."], "first_boot_command": ["/usr/local/lib/...", ...] | null,
+///     "first_boot_layout": "unit" | "legacy-home-pi" | null,
+///     "inputs_digest": "<64 hex>", "decision": "build" | "up-to-date" | null,
 ///     "files": [{"destination": "/home/pi/claim.pem.crt", "partition": "root", "mode": "0644",
 ///                "owner": "1000:1000", "source": "certs/zrh-lab/claim.pem.crt",
 ///                "digest": "sha256:..." | "hmac-sha256:..." | null}]}]}
@@ -22,10 +27,11 @@ public enum PlanReport {
         public var toolVersion: String
         public var builder: String
         public var baseImage: Base
+        public var os: OS
         public var variants: [VariantEntry]
 
         enum CodingKeys: String, CodingKey {
-            case format, fleet, manifest, builder, variants
+            case format, fleet, manifest, builder, variants, os
             case toolVersion = "tool_version"
             case baseImage = "base_image"
         }
@@ -36,6 +42,19 @@ public enum PlanReport {
         public var digest: String
     }
 
+    public struct OS: Codable, Sendable {
+        public var codename: String
+        public var name: String
+        public var initFormat: String
+        public var setByManifest: Bool
+
+        enum CodingKeys: String, CodingKey {
+            case codename, name
+            case initFormat = "init_format"
+            case setByManifest = "set_by_manifest"
+        }
+    }
+
     public struct VariantEntry: Codable, Sendable {
         public var id: String
         public var site: String
@@ -44,12 +63,22 @@ public enum PlanReport {
         public var wifiSSID: String?
         public var wifiCountry: String?
         public var hostname: String
+        public var os: String
+        public var initFormat: String
+        public var user: String?
+        public var sshKeys: [String]
+        public var firstBootCommand: [String]?
+        public var firstBootLayout: String?
         public var inputsDigest: String
         public var decision: String?
         public var files: [FileEntryJSON]
 
         enum CodingKeys: String, CodingKey {
-            case id, site, matrix, region, hostname, decision, files
+            case id, site, matrix, region, hostname, decision, files, os, user
+            case initFormat = "init_format"
+            case sshKeys = "ssh_keys"
+            case firstBootCommand = "first_boot_command"
+            case firstBootLayout = "first_boot_layout"
             case wifiSSID = "wifi_ssid"
             case wifiCountry = "wifi_country"
             case inputsDigest = "inputs_digest"
@@ -75,6 +104,7 @@ public enum PlanReport {
         return Document(
             fleet: manifest.fleet, manifest: manifest.filePath, toolVersion: FleetImagesVersion.current,
             builder: manifest.builder.kind.rawValue, baseImage: Base(source: source, digest: plan.baseImageDigest),
+            os: OS(codename: plan.os.codename, name: plan.os.prettyName, initFormat: plan.os.initFormat.rawValue, setByManifest: plan.os.overridden),
             variants: plan.variants.map { planned in
                 let v = planned.variant
                 var digests: [String: InputDigest] = [:]
@@ -82,6 +112,10 @@ public enum PlanReport {
                 return VariantEntry(
                     id: v.id, site: v.site, matrix: Dictionary(uniqueKeysWithValues: v.axes.map { ($0.axis, $0.value) }),
                     region: v.region, wifiSSID: v.wifi?.ssid, wifiCountry: v.wifi?.country, hostname: v.hostname,
+                    os: plan.os.codename, initFormat: plan.os.initFormat.rawValue, user: v.user?.name,
+                    sshKeys: planned.inputs.filter { $0.role == "ssh-authorized-key" }.map(\.digest),
+                    firstBootCommand: { if case .unit(let command, _)? = v.firstBoot?.mode { command } else { nil } }(),
+                    firstBootLayout: v.firstBoot.map { $0.mode == .legacyHomePi ? "legacy-home-pi" : "unit" },
                     inputsDigest: planned.inputsDigest, decision: decisions[v.id],
                     files: planned.items.map { item in
                         let (sourceText, key) = describe(item.source)
@@ -102,6 +136,7 @@ public enum PlanReport {
         let doc = document(plan, decisions: decisions)
         var lines: [String] = []
         lines.append("fleet \(doc.fleet): \(doc.variants.count) variant\(doc.variants.count == 1 ? "" : "s"), builder \(doc.builder), base \(doc.baseImage.source) (\(doc.baseImage.digest))")
+        lines.append("base image runs \(plan.os.summary)")
         for v in doc.variants {
             lines.append("")
             var header = "\(v.id)"
@@ -113,6 +148,17 @@ public enum PlanReport {
             facts.append("hostname \(v.hostname)")
             if let ssid = v.wifiSSID { facts.append("wifi \"\(ssid)\" (\(v.wifiCountry ?? ""))") } else { facts.append("no wifi") }
             lines.append("  " + facts.joined(separator: ", "))
+            var device = ["os \(v.os) (\(v.initFormat))"]
+            device.append(v.user.map { "user \($0)" } ?? "no user (nobody can log in)")
+            device.append(v.sshKeys.isEmpty ? "no ssh keys" : "ssh keys " + v.sshKeys.joined(separator: " "))
+            if let command = v.firstBootCommand {
+                device.append("first boot: " + command.joined(separator: " "))
+            } else if let layout = v.firstBootLayout {
+                device.append("first boot: \(layout) layout")
+            } else {
+                device.append("no first-boot job")
+            }
+            lines.append("  " + device.joined(separator: ", "))
             lines.append("  inputs \(v.inputsDigest)")
             let width = v.files.map(\.destination.count).max() ?? 0
             for file in v.files {

@@ -70,11 +70,15 @@ public struct Planner {
                 case .failure(let problem): throw Failure(description: "\(user.passwordHashPath ?? user.namePath): \(problem)")
                 }
             }
+            var keyInputs: [InputDigest] = []
             for key in variant.ssh?.authorizedKeys ?? [] {
-                secrets.authorizedKeys += try authorizedKeyLines(key)
+                for (index, parsed) in try authorizedKeys(key).enumerated() {
+                    secrets.authorizedKeys.append(parsed.line)
+                    keyInputs.append(InputDigest(role: "ssh-authorized-key", name: "\(key.file)#\(index + 1)", algorithm: "ssh-fingerprint", digest: parsed.fingerprint))
+                }
             }
             let items = VariantContent.items(for: variant, manifest: manifest, os: os, secrets: secrets)
-            var inputs: [InputDigest] = []
+            var inputs: [InputDigest] = keyInputs
             var described: [CanonicalItem] = []
             for item in items {
                 var digest: InputDigest?
@@ -115,14 +119,11 @@ public struct Planner {
         return Plan(manifest: manifest, variants: planned, baseImageDigest: base.digest, os: os)
     }
 
-    /// The key lines of an OpenSSH public key file (comments and blank lines dropped).
-    func authorizedKeyLines(_ key: Variant.SSH.Key) throws -> [String] {
-        guard let data = FileManager.default.contents(atPath: manifest.directory + "/" + key.file) else {
-            throw Failure(description: "\(key.path): cannot read \(key.file)")
+    /// The keys of an OpenSSH public key file, parsed (comments and blank lines dropped).
+    func authorizedKeys(_ key: Variant.SSH.Key) throws -> [SSHPublicKey] {
+        do { return try SSHPublicKey.load(contentsOf: manifest.directory + "/" + key.file, shown: key.file) } catch {
+            throw Failure(description: "\(key.path): \(error)")
         }
-        return String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline)
-            .map { $0.trimmingCharacters(in: .whitespaces) }
-            .filter { !$0.isEmpty && !$0.hasPrefix("#") }
     }
 
     func sha256OfFile(_ relative: String) throws -> String {

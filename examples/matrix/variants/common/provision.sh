@@ -2,33 +2,37 @@
 # provision.sh: first-boot enrolment of this device in AWS IoT Greengrass v2
 # by fleet provisioning by claim.
 #
-# Started once, as root, from /etc/rc.local (in the background, output in
-# /home/pi/provision.log). fleet-images wrote beside it, per site:
-#   /home/pi/config_parameters.txt   five lines: AWS region, IoT data endpoint,
-#                                    IoT credential endpoint, token-exchange
-#                                    role alias, fleet provisioning template
-#   /home/pi/claim.pem.crt           the site's claim certificate
-#   /home/pi/claim.private.pem.key   and its private key
-#   /home/pi/config.yaml             the Greengrass init config with __TOKENS__
-# On success it deletes the claim key and certificate, the parameters and
-# itself, and removes its line from /etc/rc.local. On failure it leaves
-# everything in place, so the next boot tries again.
+# Run as root by fleet-images-first-boot.service (the manifest's
+# "first_boot": {"command": [...]}) once the network is online; its output goes
+# to the journal (journalctl -u fleet-images-first-boot). fleet-images wrote,
+# per site, into the root-only folder /etc/fleet-images (0700 root):
+#   config_parameters.txt   five lines: AWS region, IoT data endpoint,
+#                           IoT credential endpoint, token-exchange role alias,
+#                           fleet provisioning template
+#   claim.pem.crt           the site's claim certificate
+#   claim.private.pem.key   and its private key (0600 root)
+#   config.yaml             the Greengrass init config with __TOKENS__
+# Exit 0: enrolled; the claim material is deleted and the unit never runs again.
+# Exit 75: not yet (no network, or a clock still in the past): the unit's timer
+# tries again later. Any other exit: a real failure, retried by the timer too.
 set -euo pipefail
 
-readonly home_dir=/home/pi
-readonly params_file=$home_dir/config_parameters.txt
-readonly config_file=$home_dir/config.yaml
-readonly claim_cert=$home_dir/claim.pem.crt
-readonly claim_key=$home_dir/claim.private.pem.key
+readonly conf_dir=/etc/fleet-images
+readonly params_file=$conf_dir/config_parameters.txt
+readonly config_file=$conf_dir/config.yaml
+readonly claim_cert=$conf_dir/claim.pem.crt
+readonly claim_key=$conf_dir/claim.private.pem.key
 readonly gg_root=/greengrass/v2
 readonly root_ca_url=https://www.amazontrust.com/repository/AmazonRootCA1.pem
 readonly nucleus_url=https://d2s8p88vqu9w66.cloudfront.net/releases/greengrass-nucleus-latest.zip
 readonly plugin_url=https://d2s8p88vqu9w66.cloudfront.net/releases/aws-greengrass-FleetProvisioningByClaim/fleetprovisioningbyclaim-latest.jar
+readonly not_yet=75
 
 log() { printf '%s provision: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
 fail() { log "ERROR: $*"; exit 1; }
+later() { log "not yet: $*"; exit "$not_yet"; }
 
-[ "$(id -u)" -eq 0 ] || fail "must run as root (it is started from /etc/rc.local)"
+[ "$(id -u)" -eq 0 ] || fail "must run as root (fleet-images-first-boot.service starts it)"
 for f in "$params_file" "$config_file" "$claim_cert" "$claim_key"; do
     [ -f "$f" ] || fail "$f is missing; was this image built by fleet-images?"
 done
@@ -54,12 +58,11 @@ fi
 [[ $serial =~ ^[0-9A-Za-z]+$ ]] || fail "no usable serial number in /proc/cpuinfo or the device tree"
 log "serial $serial, region $aws_region, template $provisioning_template"
 
-# --- network: rc.local may run before the network is up -----------------------
-for _ in $(seq 1 60); do
-    curl --silent --head --max-time 10 --output /dev/null "$root_ca_url" && break
-    log "waiting for the network"
-    sleep 10
-done
+# --- clock and network: a Pi has no real-time clock ---------------------------
+# TLS fails with a clock in 1970; wait for time sync rather than fail for good.
+[ "$(date -u +%Y)" -ge 2024 ] || later "the clock says $(date -u +%Y-%m-%d); waiting for time synchronisation"
+curl --silent --head --max-time 15 --output /dev/null "$root_ca_url" \
+    || later "cannot reach $root_ca_url (no network yet?)"
 
 # --- Java (the Greengrass nucleus runs on a JRE) ------------------------------
 # The seed also installed Docker; the nucleus does not need it, so it is left
@@ -116,9 +119,7 @@ java -Droot="$gg_root" -Dlog.store=FILE \
     --setup-system-service true
 
 # --- clean up: the claim key is shared by the whole site ----------------------
-log "provisioned; removing the claim material, the parameters and this script"
+log "provisioned; removing the claim material and the parameters"
 rm -f "$claim_key" "$claim_cert" "$params_file" \
     "$gg_root/claim.private.pem.key" "$gg_root/claim.pem.crt"
-sed -i '\|/home/pi/provision.sh|d' /etc/rc.local
-rm -f -- "$home_dir/provision.sh"
 log "done"
