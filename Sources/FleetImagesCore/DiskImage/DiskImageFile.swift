@@ -13,7 +13,8 @@ struct DiskImageFile: ~Copyable {
     let size: UInt64
 
     init(readingAt path: String) throws(DiskImageError) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: opening a FIFO would otherwise wait for a writer before fstat can refuse it.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw .io(path: path, operation: "open for reading", errno: errno) }
         var info = stat()
         guard fstat(fd, &info) == 0 else {

@@ -5,14 +5,14 @@ enum Ext4Path {
     static func components(of path: String) throws(DiskImageError) -> [String] {
         guard path.hasPrefix("/") else { throw .invalidPath(path: path, reason: "must be absolute (start with /)") }
         try checkCharacters(path)
-        guard path.utf8.count < 3000 else { throw .invalidPath(path: path, reason: "longer than 3000 bytes") }
+        guard path.utf8.count <= ImagePath.maximumLength else { throw .invalidPath(path: path, reason: "longer than \(ImagePath.maximumLength) bytes") }
         let parts = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
         if parts.count == 1 && parts.first == "" { return [] }
         var components: [String] = []
         for part in parts {
             guard !part.isEmpty else { throw .invalidPath(path: path, reason: "has an empty component (// or a trailing /)") }
             guard part != ".", part != ".." else { throw .invalidPath(path: path, reason: "has a . or .. component") }
-            guard part.utf8.count <= 255 else { throw .invalidPath(path: path, reason: "a component is longer than 255 bytes") }
+            guard part.utf8.count <= ImagePath.maximumComponentLength else { throw .invalidPath(path: path, reason: "a component is longer than 255 bytes") }
             components.append(String(part))
         }
         return components

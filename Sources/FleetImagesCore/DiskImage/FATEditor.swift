@@ -98,8 +98,7 @@ public struct FATEditor: Sendable {
     /// Components of an absolute path, rejecting what FAT cannot store or mtools would treat as a pattern.
     static func components(of path: String) throws(DiskImageError) -> [String] {
         let parts = try Ext4Path.components(of: path)
-        let forbidden: Set<Character> = ["*", "?", "\"", "<", ">", ":", "|", "\\"]
-        if path.contains(where: { forbidden.contains($0) || ($0.asciiValue.map { $0 < 0x20 } ?? false) }) {
+        if path.contains(where: { ImagePath.fatForbidden.contains($0) || ($0.asciiValue.map { $0 < 0x20 } ?? false) }) {
             throw DiskImageError.invalidPath(path: path, reason: "contains a character FAT does not allow (* ? \" < > : | \\ or a control character)")
         }
         return parts

@@ -32,7 +32,8 @@ public enum SparseCopy {
     /// `trying` lets tests force one strategy; the last one in the list must be able to copy anything.
     @discardableResult
     static func copy(from source: String, to destination: String, trying methods: [Method]) throws(DiskImageError) -> Method {
-        let input = open(source, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: opening a FIFO would otherwise wait for a writer before fstat can refuse it.
+        let input = open(source, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard input >= 0 else { throw .io(path: source, operation: "open for reading", errno: errno) }
         defer { close(input) }
         var info = stat()

@@ -30,9 +30,9 @@ public final class ClaimCheckCache: @unchecked Sendable {
 
     /// The cache key of a certificate/key pair, or nil when either file cannot be read.
     func key(certificate: String, privateKey: String) -> String? {
-        guard let cert = FileManager.default.contents(atPath: certificate),
-              let key = FileManager.default.contents(atPath: privateKey) else { return nil }
-        return Digest.hmacSHA256Hex(key: secretKey, message: Array(cert) + [0] + Array(key))
+        guard case .success(let certBytes) = InputFile.read(certificate, shown: certificate, what: "claim certificate"),
+              case .success(let keyBytes) = InputFile.read(privateKey, shown: privateKey, what: "claim private key") else { return nil }
+        return Digest.hmacSHA256Hex(key: secretKey, message: certBytes + [0] + keyBytes)
     }
 
     func entry(_ key: String) -> Entry? {

@@ -106,6 +106,7 @@ public struct ManifestChecker: Sendable {
             return "\(what) \(relative) does not exist (looked in \(directory))"
         }
         if isDirectory.boolValue { return "\(what) \(relative) is a folder; name a file" }
+        if let problem = InputFile.nonRegularProblem(full, shown: relative, what: what) { return problem }
         if let escape = escapesFolder(full, directory: directory) {
             return "\(what) \(relative) resolves through a symbolic link to \(escape), outside the manifest's folder; copy the file in instead"
         }

@@ -11,6 +11,8 @@ public enum ManifestReader {
         "region", "iot", "claim", "wifi", "hostname", "files",
         "user", "ssh", "timezone", "keyboard", "locale", "first_boot",
     ]
+    /// 64 MiB: a 10,000-site manifest is a few MiB; more is not a manifest.
+    static let manifestSizeLimit = 64 << 20
     /// `first_boot.layout`'s one value: the seed project's `/home/pi` files started by `/etc/rc.local`.
     static let legacyLayout = "legacy-home-pi"
 
@@ -23,13 +25,15 @@ public enum ManifestReader {
 
     static func readCollecting(path: String) -> (manifest: Manifest?, diagnostics: Diagnostics) {
         let url = URL(fileURLWithPath: path).standardizedFileURL
-        let data: Data
-        do {
-            data = try Data(contentsOf: url)
-        } catch {
-            return (nil, Diagnostics(single: Diagnostic(.error, at: path, "cannot read the manifest: \(ManifestReader.reason(error)); pass --manifest PATH or run from the folder holding fleet.json")))
+        // Through InputFile: a FIFO or device in the manifest's place is refused, never waited on.
+        switch InputFile.read(url.path, shown: path, what: "the manifest", limit: manifestSizeLimit) {
+        case .success(let bytes):
+            return readCollecting(data: Data(bytes), filePath: url.path)
+        case .failure(let problem):
+            var text = problem.description
+            if text.hasPrefix("the manifest \(path) ") { text = String(text.dropFirst("the manifest \(path) ".count)) }
+            return (nil, Diagnostics(single: Diagnostic(.error, at: path, "cannot read the manifest: it \(text); pass --manifest PATH or run from the folder holding fleet.json")))
         }
-        return readCollecting(data: data, filePath: url.path)
     }
 
     /// Reads a manifest from bytes; `filePath` fixes the folder relative paths start from.
@@ -97,6 +101,16 @@ public enum ManifestReader {
         }
 
         let matrix = readMatrix(top, allowInlinePSK: allowInline, diagnostics: &diagnostics)
+
+        // What the FAT boot partition cannot hold depends on where it is mounted, known only now.
+        if let bootMount = baseImage?.bootMount {
+            let entries = defaults.files + sites.flatMap(\.settings.files) + matrix.flatMap { $0.values.flatMap(\.settings.files) }
+            for entry in entries {
+                if let problem = ImagePath.bootPartitionProblem(entry.destination, bootMount: bootMount) {
+                    diagnostics.error(entry.path.key("destination"), problem)
+                }
+            }
+        }
 
         guard let fleet, let baseImage, let builder, let signing, !diagnostics.hasErrors else { return nil }
         let directory = (filePath as NSString).deletingLastPathComponent
@@ -583,8 +597,9 @@ public enum ManifestReader {
         guard let r = ObjectReader(value, at: path, knownKeys: ["source", "destination", "mode", "owner"], diagnostics: &diagnostics) else { return nil }
         let source = relativePath(r, "source", required: true, diagnostics: &diagnostics)
         let destination = r.string("destination", required: true, diagnostics: &diagnostics)
-        if let destination, let problem = Names.checkImagePath(destination.value) {
-            diagnostics.error(destination.path, problem)
+        let destinationProblem = destination.flatMap { ImagePath.destinationProblem($0.value, bootMount: nil) }
+        if let destination, let destinationProblem {
+            diagnostics.error(destination.path, destinationProblem)
         }
         var mode: UInt32 = 0o644
         if let text = r.string("mode", diagnostics: &diagnostics) {
@@ -598,7 +613,7 @@ public enum ManifestReader {
                 diagnostics.error(text.path, "\"\(text.value)\" is not an owner; write numeric \"uid:gid\", e.g. \"1000:1000\" for the pi user or \"0:0\" for root")
             }
         }
-        guard let source, let destination, Names.checkImagePath(destination.value) == nil else { return nil }
+        guard let source, let destination, destinationProblem == nil else { return nil }
         return FileEntry(source: source.value, destination: destination.value, mode: mode, uid: uid, gid: gid,
                          ownerGiven: r.has("owner") || r.has("mode"), path: path)
     }
@@ -624,18 +639,6 @@ public enum ManifestReader {
             return nil
         }
         return text
-    }
-
-    static func reason(_ error: any Error) -> String {
-        if let posix = error as? CocoaError, let underlying = posix.underlying as? POSIXError {
-            return String(cString: strerror(underlying.code.rawValue))
-        }
-        let ns = error as NSError
-        if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
-            return String(cString: strerror(Int32(underlying.code)))
-        }
-        if ns.code == CocoaError.fileReadNoSuchFile.rawValue { return "no such file" }
-        return ns.localizedDescription
     }
 
     static func jsonErrorText(_ error: any Error) -> String {

@@ -31,17 +31,29 @@ enum SigningFiles {
         return result
     }
 
-    /// Opens `path` read-only; a missing file and an unreadable one are different errors.
+    /// Opens `path` read-only; a missing file and an unreadable one are different errors. Only a
+    /// regular file is opened: `O_NONBLOCK` keeps a FIFO from holding the open until a writer comes,
+    /// and `fstat` refuses it (and sockets and devices) before anything is read.
     static func openForReading(_ path: String) throws(SigningError) -> Int32 {
         while true {
-            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
             if fd >= 0 {
                 var info = stat()
-                if fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR {
+                guard fstat(fd, &info) == 0 else {
+                    let code = errno
+                    close(fd)
+                    throw .fileUnreadable(path: path, errno: code)
+                }
+                switch info.st_mode & S_IFMT {
+                case S_IFREG:
+                    return fd
+                case S_IFDIR:
                     close(fd)
                     throw .fileUnreadable(path: path, errno: EISDIR)
+                default:
+                    close(fd)
+                    throw .wrongContent(path: path, expected: "a regular file", found: InputFile.kind(info.st_mode))
                 }
-                return fd
             }
             let code = errno
             if code == EINTR { continue }

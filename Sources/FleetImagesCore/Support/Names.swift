@@ -116,19 +116,9 @@ public enum Names {
         return nil
     }
 
-    /// An absolute path inside the image: starts with `/`, no `.` or `..` components, no NUL or newline.
+    /// An absolute path inside the image (see ``ImagePath/syntaxProblem(_:)``).
     public static func checkImagePath(_ path: String) -> String? {
-        guard path.hasPrefix("/") else { return "\"\(path)\" must be an absolute path inside the image, e.g. /etc/motd" }
-        if path.contains("\0") || path.contains("\n") || path.contains("\"") {
-            return "\"\(path)\" contains a character that cannot be written into the image (NUL, newline or a double quote)"
-        }
-        let components = path.split(separator: "/")
-        if components.isEmpty { return "\"\(path)\" names the root folder, not a file" }
-        if components.contains(where: { $0 == ".." || $0 == "." }) {
-            return "\"\(path)\" contains . or ..; write the plain absolute path"
-        }
-        if path.hasSuffix("/") { return "\"\(path)\" ends with /; name the file" }
-        return nil
+        ImagePath.syntaxProblem(path)
     }
 
     /// A Linux login name as `useradd` takes it by default: `[a-z_][a-z0-9_-]{0,31}`.
