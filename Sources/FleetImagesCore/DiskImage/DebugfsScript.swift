@@ -52,7 +52,7 @@ struct DebugfsScript {
         guard !image.contains("?") else {
             throw DiskImageError.invalidPath(path: image, reason: "debugfs cannot open an image whose path contains '?'")
         }
-        let scratch = try DiskImageScratch()
+        let scratch = try DiskImageScratch(near: image)
         defer { scratch.remove() }
         try scratch.write(text, to: "commands")
         let device = "\(image)?offset=\(offset)"

@@ -1,15 +1,33 @@
 import Foundation
 
-/// A private temporary directory (mode 0700) for command files and extracted files; removed by `remove()`.
+/// A private temporary directory (mode 0700) for command files and extracted files (partition
+/// copies, which hold claim keys); removed by `remove()`.
+///
+/// It is made beside the image it serves (in a build, inside the run's work folder), not in
+/// `$TMPDIR`: if the process is killed before `remove()`, the leftover goes with the work folder,
+/// which the next run removes. `$TMPDIR` only when the image's folder cannot be written.
 struct DiskImageScratch {
+    /// Name prefix of every scratch folder (hidden: never part of a build's output).
+    static let prefix = ".fleet-images-scratch."
+
     let path: String
 
-    init() throws(DiskImageError) {
+    init(near image: String) throws(DiskImageError) {
+        let folder = (URL(fileURLWithPath: image).standardizedFileURL.path as NSString).deletingLastPathComponent
+        if let made = Self.make(in: folder) {
+            path = made
+            return
+        }
         let base = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
-        var template = Array((base + "/fleet-images-disk.XXXXXX").utf8CString)
+        guard let made = Self.make(in: base) else { throw .io(path: base, operation: "create a temporary directory", errno: errno) }
+        path = made
+    }
+
+    private static func make(in base: String) -> String? {
+        var template = Array((base + "/" + prefix + "XXXXXX").utf8CString)
         let created = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        guard created != nil else { throw .io(path: base, operation: "create a temporary directory", errno: errno) }
-        path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard created != nil else { return nil }
+        return String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     func file(_ name: String) -> String { path + "/" + name }

@@ -239,7 +239,7 @@ public struct Ext4Editor: Sendable {
     public func readFile(_ path: String) async throws -> [UInt8]? {
         let parts = try Ext4Path.components(of: path)
         guard !parts.isEmpty else { throw DiskImageError.notARegularFile(image: imageDescription, path: path, kind: "directory") }
-        let scratch = try DiskImageScratch()
+        let scratch = try DiskImageScratch(near: imagePath)
         defer { scratch.remove() }
         var script = DebugfsScript()
         script.append(command: "stat", [Ext4Path.leafForm(parts)], subject: path)

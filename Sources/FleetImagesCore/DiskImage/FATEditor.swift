@@ -84,7 +84,7 @@ public struct FATEditor: Sendable {
         guard !imagePath.contains("@@") else {
             throw DiskImageError.invalidPath(path: imagePath, reason: "mtools cannot open an image whose path contains '@@'")
         }
-        let scratch = try DiskImageScratch()
+        let scratch = try DiskImageScratch(near: imagePath)
         try scratch.write("mtools_skip_check=1\n", to: "mtoolsrc")
         return scratch
     }

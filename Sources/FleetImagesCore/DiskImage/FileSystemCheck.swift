@@ -23,7 +23,7 @@ public enum FileSystemCheck {
     /// returns its report, throws `.fileSystemCheckFailed` with it when it finds a problem.
     @discardableResult
     public static func fat(imageAt path: String, partition: Partition) async throws -> String {
-        let scratch = try DiskImageScratch()
+        let scratch = try DiskImageScratch(near: path)
         defer { scratch.remove() }
         let copy = scratch.file("partition.img")
         try SparseCopy.extract(partition.startOffset..<partition.endOffset, of: path, to: copy)
