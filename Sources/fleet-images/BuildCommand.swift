@@ -116,7 +116,7 @@ final class SignalTrap: @unchecked Sendable {
         count += 1
         if count == 1 {
             received = signo
-            FileHandle.standardError.write(Data("\nfleet-images: \(signo == SIGINT ? "SIGINT" : "SIGTERM") received; stopping builds (press Ctrl-C again to exit at once)\n".utf8))
+            StandardError.write("\nfleet-images: \(signo == SIGINT ? "SIGINT" : "SIGTERM") received; stopping builds (press Ctrl-C again to exit at once)\n")
             onFirst?()
         } else if signo == SIGINT {
             _exit(130)
@@ -182,7 +182,7 @@ final class ProgressPrinter: @unchecked Sendable {
         guard let line else { return }
         let stamp = Date().formatted(.iso8601)
         lock.lock()
-        FileHandle.standardError.write(Data("\(stamp) \(line)\n".utf8))
+        StandardError.write("\(stamp) \(line)\n")
         lock.unlock()
     }
 
@@ -211,7 +211,7 @@ final class ProgressPrinter: @unchecked Sendable {
             permanent = Self.finishedLine(result, quiet: false)
         }
         clearBlock()
-        if let permanent { FileHandle.standardError.write(Data((permanent + "\n").utf8)) }
+        if let permanent { StandardError.write((permanent + "\n")) }
         drawBlock()
     }
 
@@ -225,7 +225,7 @@ final class ProgressPrinter: @unchecked Sendable {
     /// Moves the cursor up over the block drawn last and clears to the end of the screen.
     private func clearBlock() {
         guard drawnLines > 0 else { return }
-        FileHandle.standardError.write(Data("\u{1B}[\(drawnLines)F\u{1B}[J".utf8))
+        StandardError.write("\u{1B}[\(drawnLines)F\u{1B}[J")
         drawnLines = 0
     }
 
@@ -241,7 +241,7 @@ final class ProgressPrinter: @unchecked Sendable {
             String("  \(entry.variant)  \(Int(Date().timeIntervalSince(entry.started)))s  \(entry.phase)".prefix(Self.columns() - 1))
         }
         lines.append("[\(finished)/\(building)] built or failed, \(running.count) running")
-        FileHandle.standardError.write(Data((lines.joined(separator: "\n") + "\n").utf8))
+        StandardError.write((lines.joined(separator: "\n") + "\n"))
         drawnLines = lines.count
     }
 }

@@ -74,7 +74,7 @@ enum Output {
         if text.hasPrefix(prefix), text.dropFirst(prefix.count).hasPrefix(prefix) || text.dropFirst(prefix.count).hasPrefix("warning: ") {
             text.removeFirst(prefix.count)
         }
-        FileHandle.standardError.write(Data((text + "\n").utf8))
+        StandardError.write(text + "\n")
     }
 
     static func diagnostics(_ items: [Diagnostic]) {
