@@ -10,6 +10,7 @@ packages=(
   dosfstools fdisk            # tests make and check real images (mkfs.vfat, fsck.fat, sfdisk)
   xz-utils zstd gzip unzip zip  # compressed base images (zip: the tests make a .zip base)
   python3                     # the JSON Schema test
+  strace                      # fault tests kill a run at a chosen system call
 )
 if [ "${FLEET_IMAGES_WITH_DOCKER:-0}" = 1 ]; then
   packages+=(docker.io busybox-static)   # packer-docker tests: a real engine and a stand-in image

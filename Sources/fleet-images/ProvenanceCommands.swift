@@ -8,8 +8,11 @@ struct StateOptions: ParsableArguments {
     @Option(help: "State folder. Default: .fleet-images beside the manifest.") var state: String?
     @Flag(help: "Print JSON (the stable shape documented in the README).") var json = false
 
-    /// The manifest (for its folder and variant ids) and the open store.
-    func open() throws -> (manifest: Manifest?, variantIDs: [String]?, store: ProvenanceStore) {
+    /// The manifest (for its folder and variant ids) and the store, opened read-only: these
+    /// commands never create, migrate, recover or otherwise write the database (only `build` and
+    /// `prune` do), so a damaged file stays as it is and an archived read-only copy can be read.
+    /// No store when nothing was ever recorded.
+    func open() throws -> (manifest: Manifest?, variantIDs: [String]?, store: ProvenanceStore?) {
         let (manifest, diagnostics) = ManifestReader.read(path: manifestOptions.manifest)
         var variantIDs: [String]?
         if let manifest {
@@ -22,8 +25,8 @@ struct StateOptions: ParsableArguments {
         let directory = manifest?.directory ?? FileManager.default.currentDirectoryPath
         let location = StateLocation(manifestDirectory: directory, override: state)
         do {
-            try location.create()
-            return (manifest, variantIDs, try ProvenanceStore.open(at: location.databasePath))
+            try location.refuseUnsafe()
+            return (manifest, variantIDs, try ProvenanceStore.openReadOnly(at: location.databasePath))
         } catch {
             Output.error("error: \(error)")
             throw Exit.badInput
@@ -35,7 +38,7 @@ extension FleetImages {
     struct Ls: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List builds: by default the latest of every variant in the manifest.",
-            discussion: "Variants never built are listed as such. Builds left 'running' by a process that died are shown as interrupted once the next run (or this command) recovers them.")
+            discussion: "Variants never built are listed as such. ls, runs and show only read the database (a read-only copy works). Builds left 'running' by a process that died are recorded as interrupted by the next build or prune, which hold the run lock.")
 
         @OptionGroup var options: StateOptions
         @Flag(help: "Every build, newest first, not just the latest per variant.") var all = false
@@ -59,8 +62,7 @@ extension FleetImages {
                 since: since.flatMap(Names.parseDuration).map { Date().addingTimeInterval(-TimeInterval($0)) })
             let filtered = all || run != nil || status != nil || site != nil || since != nil
             do {
-                _ = try store.recoverInterrupted(isProcessAlive: ProvenanceStore.processExists)
-                let builds = try store.builds(filter: filter)
+                let builds = try store?.builds(filter: filter) ?? []
                 let ids = filtered ? nil : variantIDs
                 print(options.json ? try ProvenanceReport.json(builds: builds, manifestVariantIDs: ids)
                                    : ProvenanceReport.table(builds: builds, manifestVariantIDs: ids), terminator: "")
@@ -80,8 +82,7 @@ extension FleetImages {
         func run() async throws {
             let (_, _, store) = try options.open()
             do {
-                _ = try store.recoverInterrupted(isProcessAlive: ProvenanceStore.processExists)
-                let runs = try store.runs(limit: limit)
+                let runs = try store?.runs(limit: limit) ?? []
                 print(options.json ? try ProvenanceReport.json(runs: runs) : ProvenanceReport.runsTable(runs: runs), terminator: "")
             } catch {
                 Output.error("error: \(error)")
@@ -100,8 +101,8 @@ extension FleetImages {
         func run() async throws {
             let (manifest, _, store) = try options.open()
             do {
-                let record = try Int64(build).flatMap { try store.build(id: $0) } ?? store.latestBuild(variantID: build)
-                guard let record, let id = record.id else {
+                let record = try store.flatMap { store in try Int64(build).flatMap { try store.build(id: $0) } ?? store.latestBuild(variantID: build) }
+                guard let store, let record, let id = record.id else {
                     Output.error("error: no build recorded for \"\(build)\"; `fleet-images ls` lists what there is")
                     throw Exit.failed
                 }
@@ -157,6 +158,13 @@ extension FleetImages {
             } catch let error as RunLock.Failure {
                 Output.error("error: \(error)")
                 throw Exit.locked
+            } catch let error as OutputLock.Failure {
+                Output.error("error: \(error)")
+                if case .held = error { throw Exit.locked }
+                throw Exit.failed
+            } catch let error as StateLocationError {
+                Output.error("error: \(error)")
+                throw Exit.badInput
             } catch {
                 Output.error("error: \(error)")
                 throw Exit.failed

@@ -162,8 +162,10 @@ extension ProvenanceStore {
     }
 
     /// Marks runs left `running` by a process that is gone (power loss, kill -9) as `interrupted`,
-    /// with their running builds, and builds left `running` in runs that already ended. Returns
-    /// the number of runs marked.
+    /// with their running builds, and builds left `running` in runs that already ended. A build of
+    /// such a run recorded `succeeded` whose image is not there (recorded by an older fleet-images
+    /// before it placed the image) becomes `interrupted`, with the reason and without the artifact
+    /// it never delivered. Returns the number of runs marked.
     ///
     /// Only runs started on `currentHost` are judged (a pid means nothing on another machine),
     /// and never the calling process's own run. Call it while holding the build lock, before
@@ -172,7 +174,8 @@ extension ProvenanceStore {
     public func recoverInterrupted(
         currentHost: String = ProcessInfo.processInfo.hostName,
         now: Date = Date(),
-        isProcessAlive: (Int32) -> Bool = ProvenanceStore.processExists
+        isProcessAlive: (Int32) -> Bool = ProvenanceStore.processExists,
+        imageExists: (String) -> Bool = { FileManager.default.fileExists(atPath: $0) }
     ) throws -> Int {
         let ownPID = ProcessInfo.processInfo.processIdentifier
         return try write("recovering interrupted runs") { db in
@@ -188,6 +191,20 @@ extension ProvenanceStore {
                         WHERE runID = ? AND status = 'running'
                         """,
                     arguments: [now, "process \(run.pid) on \(run.host) ended without finishing this build", run.id])
+                let ghosts = try BuildRecord
+                    .filter(BuildRecord.Columns.runID == run.id && BuildRecord.Columns.status == BuildStatus.succeeded)
+                    .fetchAll(db)
+                for var ghost in ghosts where !(ghost.artifactPath.map(imageExists) ?? false) {
+                    ghost.errorMessage = "process \(run.pid) on \(run.host) ended before this image was placed: no image at \(ghost.artifactPath ?? "?")"
+                    ghost.status = .interrupted
+                    ghost.artifactPath = nil
+                    ghost.artifactSize = nil
+                    ghost.artifactSHA256 = nil
+                    ghost.signaturePath = nil
+                    ghost.signingKeyFingerprint = nil
+                    ghost.provenancePath = nil
+                    try ghost.update(db)
+                }
                 recovered += 1
             }
             try db.execute(

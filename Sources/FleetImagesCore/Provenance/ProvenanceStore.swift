@@ -19,7 +19,8 @@ public struct ProvenanceStore: Sendable {
 
     /// The database file.
     public let path: String
-    let pool: DatabasePool
+    /// A `DatabasePool` when opened for writing; a read-only `DatabaseQueue` from ``openReadOnly(at:)``.
+    let pool: any DatabaseWriter
 
     /// How long a connection waits for another process's write lock before failing.
     static let busyTimeout: TimeInterval = 30
@@ -29,9 +30,13 @@ public struct ProvenanceStore: Sendable {
     /// - Throws: ``ProvenanceError/notADatabase(path:)``, ``ProvenanceError/corrupt(path:detail:)``,
     ///   ``ProvenanceError/foreignDatabase(path:tables:)``, ``ProvenanceError/newerSchema(path:unknownMigrations:)``,
     ///   ``ProvenanceError/cannotOpen(path:detail:)``: the file is left exactly as it was.
-    public static func open(at path: String) throws -> ProvenanceStore {
+    ///
+    /// With `checkIntegrity`, an existing file is read in full (`PRAGMA quick_check`) through a
+    /// read-only connection first: a damaged file is refused before the first byte is written to
+    /// it (``checkIntegrity()`` on an open store comes too late for that).
+    public static func open(at path: String, checkIntegrity: Bool = false) throws -> ProvenanceStore {
         let migrator = Self.migrator
-        var pending = try inspect(path: path, migrator: migrator)
+        var pending = try inspect(path: path, migrator: migrator, checkIntegrity: checkIntegrity)
         let pool: DatabasePool
         do {
             pool = try DatabasePool(path: path, configuration: configuration(readonly: false))
@@ -44,11 +49,81 @@ public struct ProvenanceStore: Sendable {
             } catch {
                 // Another process may have created the same tables at the same moment (two first
                 // runs racing): if the database is now complete, that is fine.
-                pending = (try? inspect(path: path, migrator: migrator)) ?? true
+                pending = (try? inspect(path: path, migrator: migrator, checkIntegrity: false)) ?? true
                 if pending { throw mapError(error, path: path, operation: "migrating the schema") }
             }
         }
         return ProvenanceStore(path: path, pool: pool)
+    }
+
+    /// Opens an existing database for reading only (`ls`, `runs`, `show`): nothing is created,
+    /// migrated or recovered, and no write can reach the file (SQLite refuses them on this
+    /// connection). Returns nil when there is no database yet (or an empty one): nothing was built.
+    ///
+    /// A read-only copy on read-only media (an archive, a read-only mount) is read as SQLite's
+    /// `immutable` file when the WAL index cannot be created beside it; what a live writer has not
+    /// yet checkpointed is then not seen.
+    public static func openReadOnly(at path: String) throws -> ProvenanceStore? {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            if errno == ENOENT { return nil }
+            throw ProvenanceError.io(path: path, operation: "stat", errno: errno)
+        }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            throw ProvenanceError.cannotOpen(path: path, detail: "not a regular file")
+        }
+        if info.st_size == 0 { return nil }
+        guard try fileStartsWithSQLiteHeader(path: path) else {
+            throw ProvenanceError.notADatabase(path: path)
+        }
+        func openQueue(_ name: String) throws -> DatabaseQueue {
+            let queue = try DatabaseQueue(path: name, configuration: configuration(readonly: true))
+            try queue.read { db in _ = try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master") }
+            return queue
+        }
+        let queue: DatabaseQueue
+        do {
+            do {
+                queue = try openQueue(path)
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_CANTOPEN {
+                queue = try openQueue(immutableURI(path))
+            }
+        } catch {
+            throw mapError(error, path: path, operation: "opening read-only")
+        }
+        let migrator = Self.migrator
+        let state: Bool? = try {
+            do {
+                return try queue.read { db -> Bool? in
+                    let tables = try String.fetchAll(
+                        db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+                    guard !tables.isEmpty else { return nil }
+                    guard tables.contains("grdb_migrations") else {
+                        throw ProvenanceError.foreignDatabase(path: path, tables: tables)
+                    }
+                    let applied = try migrator.appliedIdentifiers(db)
+                    let unknown = applied.subtracting(migrator.migrations)
+                    guard unknown.isEmpty else {
+                        throw ProvenanceError.newerSchema(path: path, unknownMigrations: unknown.sorted())
+                    }
+                    return Set(migrator.migrations).subtracting(applied).isEmpty
+                }
+            } catch {
+                throw mapError(error, path: path, operation: "reading the schema")
+            }
+        }()
+        guard let complete = state else { return nil }
+        guard complete else {
+            throw ProvenanceError.database(path: path, operation: "reading", detail: "the database was written by an older fleet-images; the next `fleet-images build` upgrades it")
+        }
+        return ProvenanceStore(path: path, pool: queue)
+    }
+
+    /// `file:` URI of `path` with `immutable=1` (SQLite is built with URI filenames enabled).
+    private static func immutableURI(_ path: String) -> String {
+        var allowed = CharacterSet.urlPathAllowed
+        allowed.remove(charactersIn: "?#%")
+        return "file:" + (path.addingPercentEncoding(withAllowedCharacters: allowed) ?? path) + "?immutable=1"
     }
 
     /// Runs SQLite's `PRAGMA quick_check` over the whole file (it reads every page: about as long
@@ -83,7 +158,7 @@ public struct ProvenanceStore: Sendable {
     }
 
     /// Checks an existing file without writing to it. Returns whether migrations are pending.
-    private static func inspect(path: String, migrator: DatabaseMigrator) throws -> Bool {
+    private static func inspect(path: String, migrator: DatabaseMigrator, checkIntegrity: Bool) throws -> Bool {
         var info = stat()
         guard stat(path, &info) == 0 else {
             if errno == ENOENT { return true }
@@ -112,7 +187,7 @@ public struct ProvenanceStore: Sendable {
                     throw ProvenanceError.newerSchema(path: path, unknownMigrations: unknown.sorted())
                 }
                 let pending = Set(migrator.migrations).subtracting(applied)
-                if !pending.isEmpty {
+                if !pending.isEmpty || checkIntegrity {
                     // About to change the schema of an existing database: make sure it is sound first.
                     let problems = try String.fetchAll(db, sql: "PRAGMA quick_check")
                     if problems != ["ok"] {

@@ -106,9 +106,11 @@ extension BuildRunner {
             log("cannot record the build: \(error)")
             return result(.failed, error: "\(error)")
         }
-        defer {
-            if !options.keepWork { try? FileManager.default.removeItem(atPath: work) }
+        let keepWork = options.keepWork
+        func removeWork() {
+            if !keepWork { try? FileManager.default.removeItem(atPath: work) }
         }
+        defer { removeWork() }
         do {
             try? FileManager.default.removeItem(atPath: work)
             try Self.makePrivateDirectory(work, group: nil, mode: 0o700)
@@ -145,29 +147,73 @@ extension BuildRunner {
             for file in [image, image + ".sha256", image + ".sig", ProvenanceDocument.path(forImage: image)] {
                 try Self.restrict(file, group: context.outputGroup)
             }
+            // A log that could not be written (a full state disk) fails the build: its record would be incomplete.
+            if let problem = log.writeError { throw BuildFailure(problem) }
             try Self.makePrivateDirectory(variantFolder, group: context.outputGroup)
             try Self.restrictDirectory(work, group: context.outputGroup)
-            try store.finishBuild(id: buildID, .succeeded(artifact, provenancePath: ProvenanceDocument.path(forImage: finalImage)))
+            // Place, flip `latest`, and only then record success: a `succeeded` row always has its
+            // image in place and `latest` on it. If flipping or recording fails, the placement is
+            // undone (as far as it can be) and the build recorded failed with the reason.
+            let finalName = (finalFolder as NSString).lastPathComponent
+            let previousLatest = try? FileManager.default.destinationOfSymbolicLink(atPath: variantFolder + "/latest")
+            try Self.place(work: work, stagedNames: ["stage"], into: finalFolder, group: context.outputGroup)
             do {
-                try Self.place(work: work, stagedNames: ["stage"], into: finalFolder, group: context.outputGroup)
-                try Self.pointLatest(variantFolder, at: (finalFolder as NSString).lastPathComponent)
+                try Self.pointLatest(variantFolder, at: finalName)
+                try store.finishBuild(id: buildID, .succeeded(artifact, provenancePath: ProvenanceDocument.path(forImage: finalImage)))
             } catch {
-                try? store.finishBuild(id: buildID, .failed("placing the image failed: \(error)"))
-                throw error
+                let undo = Self.undoPlacement(variantFolder: variantFolder, finalName: finalName, previousLatest: previousLatest)
+                throw BuildFailure("the image was placed but \(error)" + (undo.map { "; \($0)" } ?? "; the placement was undone"))
             }
             log("done: \(finalImage)")
             return result(.built, image: finalImage, sha: signature.sha256, id: buildID)
         } catch let error where error is CancellationError || (error as? SigningError)?.isCancellation == true {
             // SIGINT/SIGTERM while the image is hashed for signing stops the read with SigningError.cancelled.
             log("interrupted; work files removed, nothing placed")
-            try? store.finishBuild(id: buildID, .interrupted())
-            return result(.interrupted, error: "interrupted", id: buildID)
+            removeWork()
+            let recorded = Self.recordEnd(store: store, buildID: buildID, .interrupted(), log: log)
+            return result(.interrupted, error: "interrupted" + (recorded.map { "; \($0)" } ?? ""), id: buildID)
         } catch {
             let message = Self.oneLine("\(error)")
             log("failed: \(message)")
-            try? store.finishBuild(id: buildID, .failed(message, exitCode: (error as? BuildFailure)?.exitCode))
-            return result(.failed, error: message, id: buildID)
+            // The work folder (a full image copy) goes first: on a full state disk that frees the
+            // room the database needs to record the failure.
+            removeWork()
+            let recorded = Self.recordEnd(store: store, buildID: buildID, .failed(message, exitCode: (error as? BuildFailure)?.exitCode), log: log)
+            return result(.failed, error: message + (recorded.map { "; \($0)" } ?? ""), id: buildID)
         }
+    }
+
+    /// Records how a build ended; returns what went wrong (for the result's message), nil when recorded.
+    /// The runner retries unrecorded ends before it records the end of the run.
+    static func recordEnd(store: ProvenanceStore, buildID: Int64, _ outcome: BuildOutcome, log: BuildLog) -> String? {
+        do {
+            try store.finishBuild(id: buildID, outcome)
+            return nil
+        } catch {
+            log("cannot record the end of build \(buildID): \(error)")
+            return "recording it failed: \(oneLine("\(error)"))"
+        }
+    }
+
+    /// Takes back a placement whose `latest` flip or success record failed: `latest` back on what it
+    /// was, then the new folder removed (kept only if `latest` could not be turned back, so that it
+    /// never dangles). Returns what could not be undone, or nil.
+    static func undoPlacement(variantFolder: String, finalName: String, previousLatest: String?) -> String? {
+        let link = variantFolder + "/latest"
+        let current = try? FileManager.default.destinationOfSymbolicLink(atPath: link)
+        if current == finalName {
+            do {
+                if let previousLatest { try pointLatest(variantFolder, at: previousLatest) } else if unlink(link) != 0 {
+                    throw BuildFailure("cannot remove \(link): \(String(cString: strerror(errno)))")
+                }
+            } catch {
+                return "\(link) still points at \(finalName) (\(error)); the next run repairs it"
+            }
+        }
+        do { try FileManager.default.removeItem(atPath: variantFolder + "/" + finalName) } catch {
+            return "cannot remove \(variantFolder)/\(finalName): \(error.localizedDescription)"
+        }
+        return nil
     }
 
     func inputRecords(_ planned: PlannedVariant, context: BuildContext) -> [BuildInput] {
@@ -210,6 +256,10 @@ extension BuildRunner {
     static func place(work: String, stagedNames: [String], into finalFolder: String, group: gid_t?) throws {
         let fm = FileManager.default
         for name in stagedNames { try? fm.removeItem(atPath: work + "/" + name) }
+        // A disk-image scratch folder that outlived its operation never travels into the output.
+        for name in (try? fm.contentsOfDirectory(atPath: work)) ?? [] where name.hasPrefix(DiskImageScratch.prefix) {
+            try? fm.removeItem(atPath: work + "/" + name)
+        }
         let incoming = (finalFolder as NSString).deletingLastPathComponent + "/.incoming-" + (finalFolder as NSString).lastPathComponent
         try? fm.removeItem(atPath: incoming)
         if rename(work, incoming) != 0 {

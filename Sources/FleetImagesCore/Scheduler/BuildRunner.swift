@@ -47,6 +47,7 @@ public struct BuildRunner: Sendable {
         // a bad manifest must leave no trace).
         let manifestDirectory = (URL(fileURLWithPath: options.manifestPath).standardizedFileURL.path as NSString).deletingLastPathComponent
         let early = StateLocation(manifestDirectory: manifestDirectory, override: options.statePath)
+        do { try early.refuseUnsafe() } catch { throw BuildRunError.badInput([], "\(error)") }
         var claimCache: ClaimCheckCache?
         if FileManager.default.fileExists(atPath: early.directory + "/" + StateSecretKey.fileName),
            let key = try? StateSecretKey.loadOrCreate(inDirectory: early.directory) {
@@ -84,15 +85,28 @@ public struct BuildRunner: Sendable {
             throw BuildRunError.locked("\(error)")
         }
         defer { withExtendedLifetime(lock) {} }
+        // The output folder too: another state folder's run may be writing to it.
+        let outputDirectory = manifest.directory + "/" + manifest.output.directory
+        var outputLock: OutputLock?
+        if !options.dryRun || FileManager.default.fileExists(atPath: outputDirectory) {
+            do { outputLock = try await OutputLock(path: outputDirectory, waitSeconds: options.waitLockSeconds) } catch let error as OutputLock.Failure {
+                if case .held = error { throw BuildRunError.locked("\(error)") }
+                throw BuildRunError.failed("\(error)")
+            }
+        }
+        defer { withExtendedLifetime(outputLock) {} }
         // With the lock held no other run is alive: whatever is left in work/ belongs to a run that
         // died (kill -9, power loss) and may hold claim keys. Remove it before anything else.
         Self.removeStaleWork(in: state.workDirectory, events: events)
-        Self.removeStalePlacements(in: manifest.directory + "/" + manifest.output.directory, events: events)
+        Self.removeStalePlacements(in: outputDirectory, events: events)
 
         let store: ProvenanceStore
         let secretKey: [UInt8]
         do {
-            store = try ProvenanceStore.open(at: state.databasePath)
+            // The integrity check reads the whole file before anything writes to it: a damaged
+            // database is refused as it is, never "recovered" into something worse.
+            try state.protectDatabase(group: manifest.output.group.flatMap { getgrnam($0)?.pointee.gr_gid })
+            store = try ProvenanceStore.open(at: state.databasePath, checkIntegrity: true)
             secretKey = try StateSecretKey.loadOrCreate(inDirectory: state.directory)
             let recovered = try store.recoverInterrupted(isProcessAlive: ProvenanceStore.processExists)
             if recovered > 0 { events(.note("marked \(recovered) run\(recovered == 1 ? "" : "s") left running by a process that died as interrupted")) }
@@ -134,7 +148,8 @@ public struct BuildRunner: Sendable {
         var reuse: [String: Int64] = [:]
         for planned in plan.variants {
             if !options.force, let previous = try? store.latestSuccessfulBuild(variantID: planned.variant.id, inputsDigest: planned.inputsDigest),
-               let path = previous.artifactPath, let size = previous.artifactSize, Self.fileSize(path) == UInt64(size), let id = previous.id {
+               let path = previous.artifactPath, let size = previous.artifactSize, Self.fileSize(path) == UInt64(size), let id = previous.id,
+               Self.latestIsOn(image: path, variant: planned.variant.id, dryRun: options.dryRun, events: events) {
                 results[planned.variant.id] = VariantResult(variant: planned.variant.id, status: .upToDate, image: path, sha256: previous.artifactSHA256, buildID: id)
                 reuse[planned.variant.id] = id
             } else {
@@ -207,14 +222,67 @@ public struct BuildRunner: Sendable {
         }
 
         let ordered = plan.variants.compactMap { results[$0.variant.id] }
+        // A build whose end could not be recorded when it ended (a full state disk: its work folder
+        // is gone now, so there may be room) is recorded now, as what it was: finishing the run
+        // would otherwise call it interrupted.
+        var unrecorded: [String] = []
+        for result in ordered {
+            guard let id = result.buildID else { continue }
+            let row: BuildRecord?
+            do { row = try store.build(id: id) } catch {
+                unrecorded.append("\(result.variant): \(error)")
+                continue
+            }
+            guard row?.status == .running else { continue }
+            let outcome: BuildOutcome = result.status == .interrupted ? .interrupted(result.error ?? "interrupted")
+                                                                      : .failed(result.error ?? "failed")
+            do { try store.finishBuild(id: id, outcome) } catch {
+                unrecorded.append("\(result.variant): \(error)")
+            }
+        }
         let failed = ordered.contains { $0.status == .failed }
-        let status: BuildSummary.Status = interrupted ? .interrupted : failed ? .failed : .succeeded
-        try? store.finishRun(id: runID, status: interrupted ? .interrupted : failed ? .failed : .succeeded,
-                             counts: RunCounts(planned: plan.variants.count, built: ordered.filter { $0.status == .built }.count,
-                                               upToDate: ordered.filter { $0.status == .upToDate }.count,
-                                               failed: ordered.filter { $0.status == .failed }.count,
-                                               skipped: ordered.filter { $0.status == .skipped || $0.status == .interrupted }.count))
+        var status: BuildSummary.Status = interrupted ? .interrupted : failed ? .failed : .succeeded
+        do {
+            try store.finishRun(id: runID, status: interrupted ? .interrupted : failed ? .failed : .succeeded,
+                                counts: RunCounts(planned: plan.variants.count, built: ordered.filter { $0.status == .built }.count,
+                                                  upToDate: ordered.filter { $0.status == .upToDate }.count,
+                                                  failed: ordered.filter { $0.status == .failed }.count,
+                                                  skipped: ordered.filter { $0.status == .skipped || $0.status == .interrupted }.count))
+        } catch {
+            unrecorded.append("run \(runID): \(error)")
+        }
+        if !unrecorded.isEmpty {
+            // Never ignored: the records are incomplete, so the run is not a success (exit 1).
+            for problem in unrecorded { events(.note("error: cannot record \(Self.oneLine(problem))")) }
+            if status == .succeeded { status = .failed }
+        }
         return BuildSummary(runID: runID, status: status, variants: ordered, durationSeconds: Date().timeIntervalSince(started))
+    }
+
+    /// Whether `<output>/<variant>/latest` points at the folder of `image` (the recorded build the
+    /// run would reuse). When it does not (a run died between placing an image and recording it,
+    /// an earlier inputs digest came back, someone moved the link), it is repaired atomically and
+    /// the repair reported; false when it cannot be repaired (the variant is then rebuilt).
+    static func latestIsOn(image: String, variant: String, dryRun: Bool, events: @Sendable (BuildEvent) -> Void) -> Bool {
+        let imageFolder = (image as NSString).deletingLastPathComponent
+        let variantFolder = (imageFolder as NSString).deletingLastPathComponent
+        let expected = (imageFolder as NSString).lastPathComponent
+        let link = variantFolder + "/latest"
+        let current = try? FileManager.default.destinationOfSymbolicLink(atPath: link)
+        guard current != expected else { return true }
+        let was = current.map { "pointed at \($0)" } ?? "was missing"
+        if dryRun {
+            events(.note("\(variant): \(link) \(was), not at the recorded build \(expected); a build would repair it"))
+            return true
+        }
+        do {
+            try pointLatest(variantFolder, at: expected)
+            events(.note("\(variant): \(link) \(was), not at the recorded build \(expected); repaired"))
+            return true
+        } catch {
+            events(.note("\(variant): \(link) \(was), not at the recorded build \(expected), and cannot be repaired (\(error)); rebuilding"))
+            return false
+        }
     }
 
     static func removeStaleWork(in directory: String, events: @Sendable (BuildEvent) -> Void) {

@@ -2,7 +2,8 @@ import Foundation
 
 /// `fleet-images prune`: deletes old images and their sidecars, keeps their provenance rows
 /// (marked `pruned`), and never touches the image a variant's `latest` points at. Holds the run
-/// lock, so it never races a build.
+/// lock and the output folder's lock, so it never races a build; records runs left running by a
+/// process that died as interrupted, as `build` does.
 public struct Pruner: Sendable {
     public var manifest: Manifest
     public var state: StateLocation
@@ -30,8 +31,12 @@ public struct Pruner: Sendable {
         try state.create()
         let lock = try await RunLock(path: state.lockPath)
         defer { withExtendedLifetime(lock) {} }
-        let store = try ProvenanceStore.open(at: state.databasePath)
         let output = manifest.directory + "/" + manifest.output.directory
+        let outputLock = try await OutputLock(path: output)
+        defer { withExtendedLifetime(outputLock) {} }
+        try state.protectDatabase(group: manifest.output.group.flatMap { getgrnam($0)?.pointee.gr_gid })
+        let store = try ProvenanceStore.open(at: state.databasePath, checkIntegrity: true)
+        _ = try store.recoverInterrupted()
         let fm = FileManager.default
         var removals: [Removal] = []
         for variant in ((try? fm.contentsOfDirectory(atPath: output)) ?? []).sorted() where !variant.hasPrefix(".") {
