@@ -27,6 +27,10 @@ pairs=(
     "variants/common/config.yaml|examples/raspios-greengrass/variants/common/config.yaml"
     "variants/common/provision.sh|examples/raspios-greengrass/variants/common/provision.sh"
     "variants/common/set_os.sh|examples/raspios-greengrass/variants/common/set_os.sh"
+    "certs/demo-login.hash|examples/raspios-greengrass/certs/login.hash"
+    "certs/demo-login.hash|examples/matrix/certs/login.hash"
+    "keys/demo-operator.pub|examples/raspios-greengrass/keys/operator.pub"
+    "keys/demo-operator.pub|examples/matrix/keys/operator.pub"
 )
 
 stale=0

@@ -72,7 +72,11 @@ extension CLITests {
             let fsck = try run("e2fsck", ["-fn", "\(image)?offset=\(offset)"])
             if fsck.status != 0 { problems.append("e2fsck -fn \(image): \(fsck)") }
             let hostname = try debugfs(image, "cat /etc/hostname").trimmingCharacters(in: .whitespacesAndNewlines)
-            if hostname != "demo-\(variant)" { problems.append("\(variant): /etc/hostname is \(hostname)") }
+            // The demo names devices by serial: the image holds the placeholder and the pattern the
+            // first-boot setup unit resolves.
+            if hostname != "demo-\(variant)-unknown" { problems.append("\(variant): /etc/hostname is \(hostname)") }
+            let pattern = try debugfs(image, "cat /etc/fleet-images/hostname-pattern")
+            if pattern != "demo-\(variant)-{serial}\n" { problems.append("\(variant): hostname-pattern is \(pattern)") }
             let boot = try partitionOffset(image, number: 1)
             let cmdline = try tool("mtype", ["-i", "\(image)@@\(boot)", "::/cmdline.txt"])
             if !cmdline.contains("cfg80211.ieee80211_regdom=\(country)") { problems.append("cmdline.txt of \(variant): \(cmdline)") }
@@ -100,7 +104,7 @@ extension CLITests {
             #expect(ids(certificateStatuses, "up-to-date") == ["dub-depot", "zrh-lab"])
             let gva = fleet.output + "/gva-plant/latest/gva-plant.img"
             let newCertificate = try String(contentsOfFile: certs + "/claim.pem.crt", encoding: .utf8)
-            #expect(try debugfs(gva, "cat /home/pi/claim.pem.crt") == newCertificate, "the new certificate is not in gva-plant's image")
+            #expect(try debugfs(gva, "cat /etc/fleet-images/claim.pem.crt") == newCertificate, "the new certificate is not in gva-plant's image")
 
             // A common file changes every variant.
             let config = fleet.directory + "/variants/common/config.yaml"
@@ -109,7 +113,7 @@ extension CLITests {
             let afterCommon = try fleet.cli(["build", "--json"])
             #expect(afterCommon.status == 0, "\(afterCommon)")
             #expect(ids(statuses(try parseJSON(afterCommon.stdout)), "built") == variants.sorted())
-            #expect(try debugfs(fleet.output + "/dub-depot/latest/dub-depot.img", "cat /home/pi/config.yaml") == changed)
+            #expect(try debugfs(fleet.output + "/dub-depot/latest/dub-depot.img", "cat /etc/fleet-images/config.yaml") == changed)
 
             // Nothing changed: --force rebuilds all the same.
             let forced = try fleet.cli(["build", "--force", "--json"])
@@ -120,8 +124,8 @@ extension CLITests {
             #expect(audit.folders["gva-plant"]?.count == 4 && audit.folders["zrh-lab"]?.count == 3, "image folders: \(audit.folders.mapValues(\.count))")
         }
 
-        /// 3. No passphrase or private key bytes anywhere the tool writes or prints, while the
-        /// passphrase is inside the image (root-only), which proves the search looks for real bytes.
+        /// 3. No passphrase, password hash or private key bytes anywhere the tool writes or prints,
+        /// while the passphrase and the hash are inside the image, which proves the search looks for real bytes.
         @Test func secretsNeverLeak() throws {
             let shared = try SharedDemoBuild.get()
             let fleet = shared.fleet
@@ -148,6 +152,16 @@ extension CLITests {
                 #expect(try debugfs(image, "cat \(keyfile)").contains(secret.bytes), "\(site): the passphrase is not in \(keyfile)")
                 let owner = try ext4Stat(image, keyfile)
                 #expect(owner.mode == "0600" && owner.uid == "0" && owner.gid == "0", "\(site): \(keyfile) is \(owner)")
+            }
+
+            // The login's password hash: on the boot partition's userconf.txt (which the OS deletes
+            // once applied), never in anything fleet-images prints or records.
+            let hash = try String(contentsOfFile: fleet.directory + "/certs/demo-login.hash", encoding: .utf8)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            secrets.append(("the login password hash", hash))
+            for site in sites {
+                let userconf = try tool("mtype", ["-i", fleet.output + "/\(site)/latest/\(site).img@@\(8192 * 512)", "::/userconf.txt"])
+                #expect(userconf == "fleet:\(hash)\n", "\(site): userconf.txt is \(userconf)")
             }
 
             // Haystacks: the database and its journal files, everything in the state folder but the

@@ -57,7 +57,7 @@ struct PackerDockerBuilderTests {
                 "qemu_binary_source_path": "/usr/bin/qemu-arm-static"
               }],
               "provisioners": [
-                {"type": "file", "source": "./claim.pem.crt", "destination": "/home/pi/claim.pem.crt"},
+                {"type": "file", "source": "./claim.pem.crt", "destination": "/etc/fleet-images/claim.pem.crt"},
                 {"type": "shell", "script": "./set_os.sh"}
               ]
             }
@@ -112,11 +112,12 @@ struct PackerDockerBuilderTests {
             builderSettings.pullIfMissing = false
         }
         let chosen = builderSettings
+        // The fleet's base is a placeholder file (the stand-in never reads it): say which OS it stands for.
         return BuildRunner(options: options, makeBuilder: { manifest, state in
             let builder = try await PackerDockerBuilder.prepare(manifest: manifest, state: state, settings: chosen)
             box.builder = builder
             return builder
-        })
+        }, detectOS: { _, _, _, _ in .testBookworm })
     }
 
     static func containers(run token: String) throws -> [String] {
@@ -160,15 +161,15 @@ struct PackerDockerBuilderTests {
         for result in summary.variants {
             let image = try #require(result.image)
             // The stand-in's "image" is a tar of what Packer's file provisioners copied.
-            let claim = try runTool("tar", ["-xOf", image, "./home/pi/claim.pem.crt"])
+            let claim = try runTool("tar", ["-xOf", image, "./etc/fleet-images/claim.pem.crt"])
             #expect(claim == (try String(contentsOfFile: fleet.directory + "/certs/\(result.variant)/claim.pem.crt", encoding: .utf8)))
             let listing = try runTool("tar", ["-tf", image])
             #expect(listing.contains("./etc/NetworkManager/system-connections/preconfigured.nmconnection"))
-            #expect(listing.contains("./home/pi/config_parameters.txt"))
+            #expect(listing.contains("./etc/fleet-images/config_parameters.txt"))
             let verify = try runTool("openssl", ["dgst", "-sha256", "-verify", fleet.directory + "/keys/signing.pub.pem", "-signature", image + ".sig", image])
             #expect(verify.contains("Verified OK"))
             let log = try String(contentsOfFile: try #require(result.log), encoding: .utf8)
-            #expect(log.contains("Uploading files/01-claim.pem.crt => /home/pi/claim.pem.crt"))
+            #expect(log.contains("Uploading files/01-claim.pem.crt => /etc/fleet-images/claim.pem.crt"))
             #expect(log.contains("packer: Image written to standin.img"))
             #expect(log.contains("--label fleet-images.run=\(builder.runToken)"))
         }
@@ -322,7 +323,7 @@ struct PackerDockerBuilderTests {
             let json = try JSONSerialization.jsonObject(with: Data(table.utf8)) as! [String: Any]
             let partitions = (json["partitiontable"] as! [String: Any])["partitions"] as! [[String: Any]]
             let rootStart = (partitions[1]["start"] as! Int) * 512
-            let claim = try runTool("debugfs", ["-R", "cat /home/pi/claim.pem.crt", "\(image)?offset=\(rootStart)"])
+            let claim = try runTool("debugfs", ["-R", "cat /etc/fleet-images/claim.pem.crt", "\(image)?offset=\(rootStart)"])
             #expect(claim == (try String(contentsOfFile: fleet.directory + "/certs/\(result.variant)/claim.pem.crt", encoding: .utf8)))
         }
         #expect(try Self.containers(run: try #require(box.builder).runToken).isEmpty)
