@@ -227,6 +227,25 @@ extension CLITests {
             #expect(third.exited && third.status == 1 && third.stderr.contains("not a DSSE envelope: not JSON"), "\(third)")
         }
 
+        @Test("verify refuses an envelope with a second payload key, whichever one a JSON reader keeps")
+        func refusesARepeatedPayloadKey() throws {
+            defer { try? FileManager.default.removeItem(atPath: scratch) }
+            let image = try copy("repeated-key")
+            let path = image + ".intoto.json"
+            let text = try String(contentsOfFile: path, encoding: .utf8)
+            let envelope = try readEnvelope(path)
+            let signed = envelope["payload"] as? String ?? ""
+            // A forged statement first, the signed one last: a reader keeping the first key sees the forgery.
+            let forged = Data(#"{"_type":"https://in-toto.io/Statement/v1","subject":[]}"#.utf8).base64EncodedString()
+            guard let range = text.range(of: "\"\(signed)\"") else { throw CLITestFailure("no payload in \(path)") }
+            try write(text.replacingCharacters(in: range, with: "\"\(forged)\",\n  \"payload\" : \"\(signed)\""), to: path)
+            #expect(try tool("grep", ["-cE", "\"payload\" ?:", path]).trimmingCharacters(in: .whitespacesAndNewlines) == "2")
+            #expect(try tool("jq", ["-r", ".payload", path]).trimmingCharacters(in: .whitespacesAndNewlines) == signed, "jq keeps the last key")
+            let outcome = try fleet.cli(["verify", image])
+            #expect(outcome.exited && outcome.status == 1, "an envelope with two payloads is accepted: \(outcome)")
+            #expect(outcome.stderr.contains("provenance not a DSSE envelope:") && outcome.stderr.contains("key \"payload\" appears twice"), "\(outcome.stderr)")
+        }
+
         @Test("verify refuses an image whose provenance file is missing, unless --no-provenance says so in the result")
         func refusesAMissingFile() throws {
             defer { try? FileManager.default.removeItem(atPath: scratch) }

@@ -125,4 +125,17 @@ struct ProvenanceVerificationTests {
             }
         }
     }
+
+    @Test("a key repeated in one object is found, after escapes are decoded; strings and nesting do not confuse it")
+    func duplicateKeys() {
+        func duplicate(_ text: String) -> String? { ProvenanceSidecar.duplicateKey(in: Array(text.utf8)) }
+        #expect(duplicate(#"{"payload": "a", "payload": "b"}"#) == "payload")
+        #expect(duplicate(#"{"payload": "a", "p\u0061yload": "b"}"#) == "payload")
+        #expect(duplicate(#"{"a": {"b": 1, "b": 2}}"#) == "b")
+        #expect(duplicate(#"{"a": [{"k": 1}, {"k": 2}], "b": "a"}"#) == nil, "the same key in two objects is no duplicate")
+        #expect(duplicate(#"{"a": "{\"a\": 1, \"a\": 2}", "b": ["a", "a"]}"#) == nil, "keys inside strings and values are not keys")
+        #expect(duplicate(#"{"a": {"x": 1}, "a": 2}"#) == "a")
+        #expect(duplicate(#"{"s\\": 1, "s\\": 2}"#) == "s\\")
+        #expect(duplicate(#"[1, "a", {"a": 1}]"#) == nil)
+    }
 }

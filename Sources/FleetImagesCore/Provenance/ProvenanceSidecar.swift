@@ -132,6 +132,11 @@ public enum ProvenanceSidecar {
             throw .notEnvelope(path: path, reason: "not JSON")
         }
         guard let envelope = object as? [String: Any] else { throw .notEnvelope(path: path, reason: "the JSON is not an object") }
+        // The envelope is not signed: with two "payload" keys, readers that keep the first and readers
+        // that keep the last would see different statements. Refuse any repeated key.
+        if let key = duplicateKey(in: Array(data)) {
+            throw .notEnvelope(path: path, reason: "key \(key.debugDescription) appears twice in one object (JSON readers disagree on which one counts)")
+        }
         guard let payloadType = envelope["payloadType"] as? String else {
             throw .notEnvelope(path: path, reason: "no string \"payloadType\"")
         }
@@ -170,6 +175,9 @@ public enum ProvenanceSidecar {
         guard let object = try? JSONSerialization.jsonObject(with: Data(envelope.payload)) as? [String: Any] else {
             throw .notStatement(path: path, reason: "the payload is not a JSON object")
         }
+        if let key = duplicateKey(in: envelope.payload) {
+            throw .notStatement(path: path, reason: "key \(key.debugDescription) appears twice in one object (JSON readers disagree on which one counts)")
+        }
         guard let type = object["_type"] as? String, type == ProvenanceDocument.statementType else {
             throw .notStatement(path: path, reason: "\"_type\" is \(String(describing: object["_type"] ?? "absent")), expected \(ProvenanceDocument.statementType)")
         }
@@ -185,6 +193,35 @@ public enum ProvenanceSidecar {
                     size: ((entry["annotations"] as? [String: Any])?["size"] as? NSNumber)?.uint64Value)
         }
         return Statement(path: path, subjects: subjects)
+    }
+
+    /// The first key that occurs twice in one object of `bytes`, which must already have parsed as JSON.
+    /// Keys are compared after their escapes are decoded (`"p\u0061yload"` is `"payload"`).
+    static func duplicateKey(in bytes: [UInt8]) -> String? {
+        let quote = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\")
+        // One entry per open container: its keys so far (nil for an array) and whether a key comes next.
+        var stack: [(keys: Set<String>?, expectingKey: Bool)] = []
+        var index = 0
+        while index < bytes.count {
+            switch bytes[index] {
+            case UInt8(ascii: "{"): stack.append(([], true))
+            case UInt8(ascii: "["): stack.append((nil, false))
+            case UInt8(ascii: "}"), UInt8(ascii: "]"): if !stack.isEmpty { stack.removeLast() }
+            case UInt8(ascii: ","): if stack.last?.keys != nil { stack[stack.count - 1].expectingKey = true }
+            case quote:
+                let start = index
+                index += 1
+                while index < bytes.count, bytes[index] != quote { index += bytes[index] == backslash ? 2 : 1 }
+                guard let top = stack.last, top.keys != nil, top.expectingKey else { break }
+                let token = Data(bytes[start...min(index, bytes.count - 1)])
+                guard let key = try? JSONSerialization.jsonObject(with: token, options: .fragmentsAllowed) as? String else { break }
+                if stack[stack.count - 1].keys!.insert(key).inserted == false { return key }
+                stack[stack.count - 1].expectingKey = false
+            default: break
+            }
+            index += 1
+        }
+        return nil
     }
 
     /// For `sign` after a key rotation: the envelope at `path` with its signatures replaced by one
