@@ -85,6 +85,29 @@ public struct BuildRunner: Sendable {
             throw BuildRunError.locked("\(error)")
         }
         defer { withExtendedLifetime(lock) {} }
+        // What the base image runs decides the first-boot format; an OS fleet-images does not know,
+        // or a variant the image cannot serve, is bad input: nothing is built, and the output folder
+        // is not touched. (Under the state's lock: the answer is cached in the state folder.)
+        var os = DeviceOS.unresolved
+        // A base image that cannot be used (wrong digest, not a disk image) fails every variant that
+        // needs building, recorded with the reason, as any other build failure is.
+        var baseFailure: BuildFailure?
+        do {
+            os = try await detectOS(manifest, state, outcome.variants, { [events] in events(.note($0)) })
+        } catch let error as DeviceOSError {
+            throw BuildRunError.badInput([], error.description)
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch let missing as ToolMissing {
+            throw BuildRunError.unavailable(missing.description)
+        } catch let failure as BuildFailure {
+            baseFailure = failure
+        } catch {
+            baseFailure = BuildFailure("base image: \(Self.oneLine("\(error)"))")
+        }
+        let osProblems = DeviceOSResolver.problems(outcome.variants, os: os)
+        if !osProblems.isEmpty { throw BuildRunError.badInput(osProblems, nil) }
+
         // The output folder too: another state folder's run may be writing to it.
         let outputDirectory = manifest.directory + "/" + manifest.output.directory
         var outputLock: OutputLock?
@@ -113,28 +136,6 @@ public struct BuildRunner: Sendable {
         } catch {
             throw BuildRunError.failed("\(error)")
         }
-
-        // What the base image runs decides the first-boot format; an OS fleet-images does not know,
-        // or a variant the image cannot serve, is bad input: nothing is built.
-        var os = DeviceOS.unresolved
-        // A base image that cannot be used (wrong digest, not a disk image) fails every variant that
-        // needs building, recorded with the reason, as any other build failure is.
-        var baseFailure: BuildFailure?
-        do {
-            os = try await detectOS(manifest, state, outcome.variants, { [events] in events(.note($0)) })
-        } catch let error as DeviceOSError {
-            throw BuildRunError.badInput([], error.description)
-        } catch is CancellationError {
-            throw CancellationError()
-        } catch let missing as ToolMissing {
-            throw BuildRunError.unavailable(missing.description)
-        } catch let failure as BuildFailure {
-            baseFailure = failure
-        } catch {
-            baseFailure = BuildFailure("base image: \(Self.oneLine("\(error)"))")
-        }
-        let osProblems = DeviceOSResolver.problems(outcome.variants, os: os)
-        if !osProblems.isEmpty { throw BuildRunError.badInput(osProblems, nil) }
 
         let plan: Plan
         do { plan = try Planner(manifest: manifest, environment: options.environment, secretKey: secretKey).plan(outcome.variants, os: os) } catch {
