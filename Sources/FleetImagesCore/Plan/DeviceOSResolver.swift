@@ -27,13 +27,18 @@ public struct DeviceOSResolver: Sendable {
 
     public func resolve(for variants: [Variant], log: @escaping @Sendable (String) -> Void) async throws -> DeviceOS {
         let probe = Self.commandsToProbe(variants)
-        let cachePath = manifest.baseImage.sha256.map { "\(cacheDirectory)/\($0)\(overrideKey).os.json" }
-        if let cachePath, let data = FileManager.default.contents(atPath: cachePath),
+        let resolver = BaseImageResolver(manifest: manifest, cacheDirectory: cacheDirectory)
+        // The digest the manifest expects (for a checksum_url, read from its cached download): a
+        // cached answer is used without hashing the base image; a changed file is caught by the
+        // full check when anything is built from it.
+        let expected = try await resolver.expectedDigest(log: log)
+        let cachePath = "\(cacheDirectory)/\(expected)\(overrideKey).os.json"
+        if let data = FileManager.default.contents(atPath: cachePath),
            let cached = try? JSONDecoder().decode(DeviceOS.self, from: data),
            probe.allSatisfy({ cached.probedPaths[$0] != nil }) {
             return cached
         }
-        let base = try await BaseImageResolver(manifest: manifest, cacheDirectory: cacheDirectory).resolve(log: log)
+        let base = try await resolver.resolve(log: log)
         let os = try await BaseImageInspector(manifest: manifest).inspect(imagePath: base.imagePath, probe: probe)
         log("base image runs \(os.summary)")
         let key = "\(cacheDirectory)/\(base.sourceSHA256)\(overrideKey).os.json"
