@@ -191,6 +191,114 @@ import Testing
     }
 }
 
+extension FaultPromisesManifestTests {
+    // MARK: - Item 12: a key given twice is refused, with both places
+
+    @Test func aDuplicateKeyIsRefusedWithBothPlaces() throws {
+        let fleet = try TestFleet()
+        try fleet.writeManifest()
+        // Put a second "ssid" into alpha's wifi, after the first, as a hand edit would.
+        var text = try String(contentsOfFile: fleet.manifestPath, encoding: .utf8)
+        let first = try #require(text.range(of: "\"ssid\" : \"alpha-net\""))
+        text.replaceSubrange(first, with: "\"ssid\" : \"alpha-net\",\n        \"ssid\" : \"evil-net\"")
+        try Data(text.utf8).write(to: URL(fileURLWithPath: fleet.manifestPath))
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        let firstLine = try #require(lines.firstIndex { $0.contains("alpha-net") }) + 1
+        let secondLine = try #require(lines.firstIndex { $0.contains("evil-net") }) + 1
+        let outcome = fleet.load()
+        #expect(outcome.manifest == nil)
+        let duplicate = try #require(outcome.diagnostics.first { $0.location == "sites[0].wifi.ssid" }, "\(messages(outcome))")
+        #expect(duplicate.severity == .error)
+        #expect(duplicate.message.contains("given twice in one object (line \(firstLine), column 9 and line \(secondLine), column 9)"), "\(duplicate.message)")
+        // Python, like jq, takes the last value: the one a reviewer's tools would show.
+        let python = try runTool("python3", ["-c", "import json,sys; print(json.load(open(sys.argv[1]))['sites'][0]['wifi']['ssid'])", fleet.manifestPath])
+        #expect(python.trimmingCharacters(in: .whitespacesAndNewlines) == "evil-net")
+    }
+
+    @Test func everyDuplicateIsReportedAtItsOwnPath() {
+        let json = #"{"format": 1, "format": 1, "fleet": "f", "sites": [{"id": "a", "files": [{"source": "x", "source": "y"}]}], "matrix": {"b": ["x"], "b": ["y"]}}"#
+        let (manifest, diagnostics) = ManifestReader.read(data: Data(json.utf8), filePath: "/fleet/fleet.json")
+        #expect(manifest == nil)
+        let duplicates = diagnostics.filter { $0.message.contains("given twice") }.map(\.location)
+        #expect(duplicates == ["format", "sites[0].files[0].source", "matrix.b"], "\(diagnostics.map(\.description))")
+    }
+
+    @Test func theParserReadsEveryJSONFormAndRefusesMalformedOnes() throws {
+        let text = #"{"a": [1, -2, 3.5, 1e3, -0, 0.25E-2, 9223372036854775807, 9223372036854775808], "s": "\u00e9\ud83d\ude00\n\t\"\\\/x", "t": true, "f": false, "n": null, "o": {}, "e": [], "ü": "ß"}"#
+        let ours = try JSONValue.parse(Data(text.utf8))
+        guard case .object(let fields) = ours else { Issue.record("not an object"); return }
+        #expect(fields["a"] == .array([.integer(1), .integer(-2), .number(3.5), .number(1000), .integer(0), .number(0.0025), .integer(.max), .number(9223372036854775808)]))
+        #expect(fields["s"] == .string("é😀\n\t\"\\/x"))
+        #expect(fields["t"] == .bool(true) && fields["f"] == .bool(false) && fields["n"] == .null)
+        #expect(fields["o"] == .object([:]) && fields["e"] == .array([]) && fields["ü"] == .string("ß"))
+        for bad in [#"{"a": 01}"#, #"{"a": "x\q"}"#, "{\"a\": \"tab\there\"}", #"{"a": [1,]}"#, #"{"a" 1}"#, #"{a: 1}"#, #"{"a": 1} x"#, #"{"a": "\ud800"}"#, #"{"a": tru}"#, String(repeating: "[", count: 300) + String(repeating: "]", count: 300)] {
+            #expect(throws: (any Error).self, "\(bad.prefix(30))") { try JSONValue.parse(Data(bad.utf8)) }
+        }
+    }
+
+    @Test func aSyntaxErrorNamesLineAndColumn() {
+        let (_, diagnostics) = ManifestReader.read(data: Data("{\n  \"format\": 1,\n  \"fleet\": \"f\"\n  \"sites\": []\n}".utf8), filePath: "/fleet/fleet.json")
+        #expect(diagnostics.map(\.description) == ["error: /fleet/fleet.json: not valid JSON: line 4, column 3: expected ',' or '}' after the value of \"fleet\", found '\"'"])
+    }
+
+    // MARK: - Item 13: what the messages say
+
+    @Test func anEmptyManifestSaysItIsEmpty() throws {
+        let directory = try makeTemporaryDirectory()
+        for (content, expected) in [("", "the manifest is empty (0 bytes)"), ("  \n\t\n", "the manifest holds only white space")] {
+            try Data(content.utf8).write(to: URL(fileURLWithPath: directory + "/fleet.json"))
+            let (manifest, diagnostics) = ManifestReader.read(path: directory + "/fleet.json")
+            #expect(manifest == nil)
+            #expect(diagnostics.count == 1 && diagnostics[0].message.hasPrefix(expected), "\(diagnostics)")
+            #expect(!diagnostics[0].message.contains("expected an object"))
+        }
+    }
+
+    @Test func aNonUTF8ManifestSaysSoAndWhere() throws {
+        let directory = try makeTemporaryDirectory()
+        // "Zürich" in Latin-1: 0xFC where UTF-8 needs two bytes.
+        var bytes = Array("{\n  \"fleet\": \"Z".utf8)
+        bytes += [0xFC]
+        bytes += Array("rich\"\n}\n".utf8)
+        try Data(bytes).write(to: URL(fileURLWithPath: directory + "/fleet.json"))
+        let (_, diagnostics) = ManifestReader.read(path: directory + "/fleet.json")
+        #expect(diagnostics.map(\.message) == ["the manifest is not UTF-8 text: byte 0xFC at line 2, column 14 (byte offset 15) is not valid UTF-8; save the file as UTF-8 (e.g. `iconv -f LATIN1 -t UTF-8`)"], "\(diagnostics)")
+        let utf16 = try #require("{\"format\": 1}".data(using: .utf16))
+        try utf16.write(to: URL(fileURLWithPath: directory + "/fleet.json"))
+        #expect(ManifestReader.read(path: directory + "/fleet.json").diagnostics.first?.message.contains("UTF-16") == true)
+    }
+
+    @Test func anEncryptedClaimKeyGetsAClaimKeyHintNotASigningOne() throws {
+        let fleet = try DeviceSettingsCheckerTests.loginFleet()
+        let key = fleet.directory + "/certs/alpha/claim.private.pem.key"
+        try runTool("openssl", ["pkey", "-in", key, "-aes256", "-passout", "pass:claim-secret", "-out", key + ".enc"])
+        try FileManager.default.removeItem(atPath: key)
+        try FileManager.default.moveItem(atPath: key + ".enc", toPath: key)
+        chmod(key, 0o600)
+        let outcome = fleet.load()
+        let message = try #require(outcome.diagnostics.first { $0.location == "sites[0].claim.private_key" }, "\(messages(outcome))")
+        #expect(message.severity == .error)
+        #expect(message.message.contains("claim private key certs/alpha/claim.private.pem.key is encrypted") && message.message.contains("openssl pkey -in certs/alpha/claim.private.pem.key"), "\(message)")
+        #expect(!message.message.contains("signing"), "\(message)")
+        #expect(!messages(outcome).contains("claim-secret"))
+    }
+
+    @Test func aCertificateExpiringInTenDaysIsSaidToExpireInTenDays() throws {
+        let fleet = try DeviceSettingsCheckerTests.loginFleet()
+        try fleet.makeClaim(site: "beta", days: 10)
+        let text = messages(fleet.load())
+        let end = try runTool("openssl", ["x509", "-in", fleet.directory + "/certs/beta/claim.pem.crt", "-noout", "-enddate", "-dateopt", "iso_8601"])
+        // notAfter=2026-12-12 14:03:05Z
+        let date = String(end.split(separator: "=")[1].prefix(10))
+        #expect(text.contains("warning: sites[1].claim.certificate: claim certificate certs/beta/claim.pem.crt expires on \(date) (in 10 days)"), "\(text)")
+        // The count is of calendar days to the date shown, whatever the time of day.
+        let midnight = try #require(ISO8601DateFormatter().date(from: "2026-12-12T00:00:00Z"))
+        #expect(ManifestChecker.calendarDays(from: midnight.addingTimeInterval(-1), to: midnight) == 1)
+        #expect(ManifestChecker.calendarDays(from: midnight, to: midnight.addingTimeInterval(86_399)) == 0)
+        #expect(ManifestChecker.calendarDays(from: midnight.addingTimeInterval(-10 * 86_400 + 60), to: midnight.addingTimeInterval(60)) == 10)
+    }
+}
+
 /// A value written by one thread and read by another after a semaphore.
 private final class Box<T>: @unchecked Sendable {
     // @unchecked: written once before `signal`, read only after `wait`.

@@ -55,6 +55,11 @@ extension ManifestChecker {
             let matches: Bool
             do {
                 matches = try certificate.matches(privateKeyAt: absolute(claim.privateKey), passphrase: nil)
+            } catch .passphraseRequired, .wrongPassphrase {
+                // The signing passphrase has nothing to do with it: the device reads this key at its
+                // first boot, with nobody there to type a passphrase.
+                diagnostics.error(claim.privateKeyPath, "claim private key \(claim.privateKey) is encrypted; the device reads it unattended at first boot, so it must be stored unencrypted. Decrypt it with `openssl pkey -in \(claim.privateKey) -out \(claim.privateKey).plain` (it asks for the key's passphrase), `chmod 600` the result and point claim.private_key at it")
+                return
             } catch {
                 diagnostics.error(claim.privateKeyPath, "\(error)")
                 return
@@ -68,8 +73,9 @@ extension ManifestChecker {
         if facts.notAfter <= now {
             diagnostics.error(claim.certificatePath, "claim certificate \(claim.certificate) expired on \(Self.date(facts.notAfter)); create a new claim certificate in AWS IoT and replace it")
         } else if facts.notAfter.timeIntervalSince(now) < 30 * day {
-            let days = Int(facts.notAfter.timeIntervalSince(now) / day)
-            diagnostics.warning(claim.certificatePath, "claim certificate \(claim.certificate) expires on \(Self.date(facts.notAfter)) (in \(days) day\(days == 1 ? "" : "s")); devices first booted after that cannot enrol")
+            let days = Self.calendarDays(from: now, to: facts.notAfter)
+            let when = days == 0 ? "today" : "in \(days) day\(days == 1 ? "" : "s")"
+            diagnostics.warning(claim.certificatePath, "claim certificate \(claim.certificate) expires on \(Self.date(facts.notAfter)) (\(when)); devices first booted after that cannot enrol")
         }
         if facts.notBefore > now {
             diagnostics.warning(claim.certificatePath, "claim certificate \(claim.certificate) is not valid before \(Self.date(facts.notBefore))")
@@ -137,6 +143,14 @@ extension ManifestChecker {
             let scope = ids.count == 1 ? "variant \(ids[0])" : "variants \(ids.prefix(3).joined(separator: ", "))\(ids.count > 3 ? " and \(ids.count - 3) more" : "")"
             diagnostics.warning(path, "\(scope): \(problem)")
         }
+    }
+
+    /// Whole calendar days (UTC, the zone ``date(_:)`` prints in) from `start` to `end`: a
+    /// certificate made with `-days 10` a minute ago expires "in 10 days", on the date shown,
+    /// not in 9 (9.999 days, truncated).
+    static func calendarDays(from start: Date, to end: Date) -> Int {
+        func dayNumber(_ date: Date) -> Int { Int((date.timeIntervalSince1970 / 86_400).rounded(.down)) }
+        return dayNumber(end) - dayNumber(start)
     }
 
     static func date(_ date: Date) -> String {

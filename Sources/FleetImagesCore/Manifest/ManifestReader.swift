@@ -44,12 +44,20 @@ public enum ManifestReader {
 
     /// Like ``read(data:filePath:)``, also returning the input files the manifest names.
     static func readCollecting(data: Data, filePath: String) -> (manifest: Manifest?, diagnostics: Diagnostics) {
+        let bytes = [UInt8](data)
+        if let problem = encodingProblem(bytes) {
+            return (nil, Diagnostics(single: Diagnostic(.error, at: filePath, problem)))
+        }
         let root: JSONValue
         var diagnostics = Diagnostics()
         do {
-            root = try JSONValue.parse(data)
+            let parsed = try JSONParser.parse(bytes)
+            root = parsed.value
+            for duplicate in parsed.duplicates {
+                diagnostics.error(duplicate.path, "given twice in one object (line \(duplicate.first.line), column \(duplicate.first.column) and line \(duplicate.repeated.line), column \(duplicate.repeated.column)); JSON tools disagree on which one counts (jq and Python take the last), so keep exactly one")
+            }
         } catch {
-            return (nil, Diagnostics(single: Diagnostic(.error, at: filePath, "not valid JSON: \(jsonErrorText(error))")))
+            return (nil, Diagnostics(single: Diagnostic(.error, at: filePath, "not valid JSON: \(error)")))
         }
         let manifest = read(root: root, filePath: filePath, diagnostics: &diagnostics)
         checkSerialPlaceholders(root, at: .root, key: nil, diagnostics: &diagnostics)
@@ -641,13 +649,34 @@ public enum ManifestReader {
         return text
     }
 
-    static func jsonErrorText(_ error: any Error) -> String {
-        if case DecodingError.dataCorrupted(let context) = error {
-            if let underlying = context.underlyingError {
-                return "\(underlying.localizedDescription) \((underlying as NSError).userInfo[NSDebugDescriptionErrorKey] ?? "")".trimmingCharacters(in: .whitespaces)
-            }
-            return context.debugDescription
+    /// An empty file, or one that is not UTF-8, is said to be so (rather than failing as JSON).
+    static func encodingProblem(_ bytes: [UInt8]) -> String? {
+        if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
+            return bytes.isEmpty
+                ? "the manifest is empty (0 bytes); write the fleet's manifest into it (see the README's manifest section, or start from examples/matrix/fleet.json)"
+                : "the manifest holds only white space; write the fleet's manifest into it (see the README's manifest section)"
         }
-        return "\(error)"
+        if bytes.starts(with: [0xFF, 0xFE]) || bytes.starts(with: [0xFE, 0xFF]) || (bytes.count >= 2 && (bytes[0] == 0 || bytes[1] == 0)) {
+            return "the manifest is UTF-16 or UTF-32 text; save it as UTF-8 (e.g. `iconv -f UTF-16 -t UTF-8`)"
+        }
+        if String(validating: bytes, as: UTF8.self) != nil { return nil }
+        // Not UTF-8: find where, for the message.
+        var iterator = bytes.makeIterator()
+        var decoder = UTF8()
+        var offset = 0, line = 1, column = 1
+        loop: while true {
+            let before = offset
+            switch decoder.decode(&iterator) {
+            case .scalarValue(let scalar):
+                offset += UTF8.width(scalar)
+                if scalar == "\n" { line += 1; column = 1 } else { column += 1 }
+            case .emptyInput:
+                break loop
+            case .error:
+                let byte = before < bytes.count ? bytes[before] : 0
+                return "the manifest is not UTF-8 text: byte 0x\(String(byte, radix: 16, uppercase: true)) at line \(line), column \(column) (byte offset \(before)) is not valid UTF-8; save the file as UTF-8 (e.g. `iconv -f LATIN1 -t UTF-8`)"
+            }
+        }
+        return nil
     }
 }

@@ -25,30 +25,15 @@ public enum JSONValue: Sendable, Equatable {
     }
 }
 
-extension JSONValue: Decodable {
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() {
-            self = .null
-        } else if let value = try? container.decode(Bool.self) {
-            self = .bool(value)
-        } else if let value = try? container.decode(Int64.self) {
-            self = .integer(value)
-        } else if let value = try? container.decode(Double.self) {
-            self = .number(value)
-        } else if let value = try? container.decode(String.self) {
-            self = .string(value)
-        } else if let value = try? container.decode([JSONValue].self) {
-            self = .array(value)
-        } else {
-            self = .object(try container.decode([String: JSONValue].self))
-        }
-    }
-}
-
 extension JSONValue {
-    /// Parses UTF-8 JSON text. The error names the line and column Foundation reports.
+    /// Parses UTF-8 JSON text strictly (``JSONParser``): a key given twice in one object is an
+    /// error, like any syntax error, and the message names the line and column.
     public static func parse(_ data: Data) throws -> JSONValue {
-        try JSONDecoder().decode(JSONValue.self, from: data)
+        let (value, duplicates) = try JSONParser.parse([UInt8](data))
+        if let duplicate = duplicates.first {
+            throw JSONParser.SyntaxError(line: duplicate.repeated.line, column: duplicate.repeated.column,
+                                         reason: "\(duplicate.path) is given twice (also at line \(duplicate.first.line), column \(duplicate.first.column)); keep one")
+        }
+        return value
     }
 }
