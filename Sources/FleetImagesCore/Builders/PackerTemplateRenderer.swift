@@ -52,12 +52,15 @@ public struct PackerTemplateRenderer: Sendable {
             throw PackerDockerError.template("builder.template is not set", path: manifest.filePath)
         }
         let path = manifest.directory + "/" + relative
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw PackerDockerError.template("cannot read the Packer template (builder.template)", path: path)
+        // Through InputFile: a FIFO in the template's place is refused, not waited on.
+        let data: Data
+        switch InputFile.read(path, shown: relative, what: "the Packer template (builder.template)") {
+        case .success(let bytes): data = Data(bytes)
+        case .failure(let problem): throw PackerDockerError.template("cannot read it: \(problem)", path: path)
         }
         let value: JSONValue
         do { value = try JSONValue.parse(data) } catch {
-            throw PackerDockerError.template("not valid JSON: \(error.localizedDescription); fleet-images reads Packer's JSON templates, not HCL", path: path)
+            throw PackerDockerError.template("not valid JSON: \(error); fleet-images reads Packer's JSON templates, not HCL", path: path)
         }
         return PackerTemplateRenderer(manifest: manifest, template: value, templatePath: path)
     }
