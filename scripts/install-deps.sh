@@ -11,6 +11,7 @@ packages=(
   xz-utils zstd gzip unzip zip  # compressed base images (zip: the tests make a .zip base)
   python3                     # the JSON Schema test
   strace                      # fault tests kill a run at a chosen system call
+  whois openssh-client        # mkpasswd and ssh-keygen: tests make login hashes and SSH keys and check fingerprints
 )
 if [ "${FLEET_IMAGES_WITH_DOCKER:-0}" = 1 ]; then
   packages+=(docker.io busybox-static)   # packer-docker tests: a real engine and a stand-in image
