@@ -166,6 +166,12 @@ import Testing
         #expect(at[VariantContent.wifiKeyfilePath] == nil && at["/boot/firmware/userconf.txt"] == nil)
         #expect(at["/etc/systemd/system/multi-user.target.wants/fleet-images-seed-cleanup.service"] != nil)
 
+        // No user in the manifest: the keys go to the image's default user.
+        var anonymous = Self.variant()
+        anonymous.user = nil
+        let keysOnly = try #require(Self.byDestination(VariantContent.items(for: anonymous, manifest: try Self.manifest(), os: .testTrixieCloudInit, secrets: Self.secrets))["/boot/firmware/user-data"].flatMap(Self.text))
+        #expect(keysOnly.contains("\nssh_authorized_keys:\n  - \"\(Self.key)\"\n") && !keysOnly.contains("\nuser:"))
+
         var raspberry = DeviceOS.testTrixieCloudInit
         raspberry.hasRaspberryPiUserconfModule = true
         let vendor = try #require(Self.byDestination(VariantContent.items(for: Self.variant(), manifest: try Self.manifest(), os: raspberry, secrets: Self.secrets))["/boot/firmware/user-data"].flatMap(Self.text))

@@ -23,7 +23,8 @@ public enum CloudInitSeed {
 
     /// - Parameter raspberryPiModule: the image has Raspberry Pi's `cc_rpi_userdata` module, which
     ///   otherwise starts the interactive user wizard; `rpi_userconf` lets it rename the UID-1000 user.
-    public static func userData(variantID: String, user: User?, ssh: Variant.SSH?, timezone: String?, keyboard: String?,
+    /// - Parameter defaultUserKeys: keys for the image's default user when the manifest names no user.
+    public static func userData(variantID: String, user: User?, defaultUserKeys: [String] = [], ssh: Variant.SSH?, timezone: String?, keyboard: String?,
                                 locale: String?, raspberryPiModule: Bool) -> String {
         var lines = [
             "#cloud-config",
@@ -63,6 +64,10 @@ public enum CloudInitSeed {
                 for key in user.authorizedKeys { lines.append("    - " + quote(key)) }
             }
             lines.append("  sudo: null")
+        }
+        if user == nil, !defaultUserKeys.isEmpty {
+            lines.append("ssh_authorized_keys:")
+            for key in defaultUserKeys { lines.append("  - " + quote(key)) }
         }
         if let ssh {
             lines.append("ssh_pwauth: " + (ssh.passwordAuthentication ? "true" : "false"))

@@ -135,7 +135,7 @@ public enum VariantContent {
             let user = variant.user.map { CloudInitSeed.User(name: $0.name, passwordHash: secrets.passwordHash, authorizedKeys: secrets.authorizedKeys) }
             generated(boot + "/meta-data", mode: 0o644, CloudInitSeed.metaData(variantID: variant.id))
             generated(boot + "/user-data", mode: 0o644,
-                      CloudInitSeed.userData(variantID: variant.id, user: user, ssh: variant.ssh, timezone: variant.timezone,
+                      CloudInitSeed.userData(variantID: variant.id, user: user, defaultUserKeys: secrets.authorizedKeys, ssh: variant.ssh, timezone: variant.timezone,
                                              keyboard: variant.keyboard, locale: variant.locale, raspberryPiModule: os.hasRaspberryPiUserconfModule),
                       secret: secrets.passwordHash != nil)
         } else {
