@@ -252,6 +252,31 @@ extension CLITests {
             #expect(after.status == 0, "\(after)")
         }
 
+        @Test("A build log that cannot be written fails the build with the reason and exit 1, never a crash, and leaves no work folder")
+        func unwritableLogFailsCleanly() throws {
+            let fleet = try DemoFleet("rec-full-logs", edit: keepSites(1))
+            defer { fleet.remove() }
+            try #require(try fleet.cli(["build"]).status == 0)
+            let placed = try readlinkLatest(fleet, "zrh-lab")
+            // The logs folder on its own full file system: opening a log works, every write fails.
+            let logs = fleet.state + "/logs"
+            guard try mountTmpfs(logs, size: "64k", test: "unwritableLogFailsCleanly") else { return }
+            defer { unmount(logs) }
+            _ = try run("dd", ["if=/dev/zero", "of=\(logs)/filler", "bs=4096"])
+
+            let cut = try fleet.cli(["build", "--force"])
+            #expect(cut.exited && cut.status == 1, "a crash (132 is the trap) or a wrong code: \(cut)")
+            #expect(cut.stderr.contains("cannot write the log") && cut.stderr.contains("No space left on device"), "\(cut.stderr)")
+            #expect(try sqlite(fleet.database, "SELECT status FROM run ORDER BY id DESC LIMIT 1") == "failed")
+            #expect(try sqlite(fleet.database, "SELECT status FROM build ORDER BY id DESC LIMIT 1") == "failed")
+            let message = try sqlite(fleet.database, "SELECT errorMessage FROM build ORDER BY id DESC LIMIT 1")
+            #expect(message.contains("cannot write the log") && message.contains("No space left on device"), "\(message)")
+            #expect(workLeftovers(fleet).isEmpty, "work folders (with claim keys) left: \(workLeftovers(fleet))")
+            #expect(try readlinkLatest(fleet, "zrh-lab") == placed)
+            let ghosts = try ghostRows(fleet.database)
+            #expect(ghosts.isEmpty, "rows with no image: \(ghosts)")
+        }
+
         @Test("ls, runs and show read a read-only copy of the database and never write to the database")
         func readingCommandsNeverWrite() throws {
             let test = "readingCommandsNeverWrite"

@@ -80,4 +80,47 @@ struct ProvenanceRecoveryTests {
         #expect(try store.recoverInterrupted(currentHost: "builder-1", isProcessAlive: { $0 != 12345 }) == 1)
         #expect(try store.run(id: run)?.status == .interrupted)
     }
+
+    @Test("A dead run's succeeded build whose image is missing becomes interrupted; one whose image is there stays")
+    func settlesSucceededBuildsWithoutImages() throws {
+        let folder = try ProvenanceTempDirectory()
+        let store = try ProvenanceStore.open(at: folder.file("state.sqlite"))
+        var start = ProvenanceFixture.runStart(at: ProvenanceFixture.t0, pid: 12345)
+        start.host = "builder-1"
+        let run = try store.beginRun(start)
+        let image = folder.file("present.img")
+        #expect(FileManager.default.createFile(atPath: image, contents: Data([1])))
+        let placed = try store.beginBuild(runID: run, BuildStart(variantID: "a", site: "a", builder: "inject", inputsDigest: "1"), inputs: [])
+        try store.finishBuild(id: placed, .succeeded(BuildArtifact(path: image, size: 1, sha256: "aa"), provenancePath: nil))
+        let ghost = try store.beginBuild(runID: run, BuildStart(variantID: "b", site: "b", builder: "inject", inputsDigest: "2"), inputs: [])
+        try store.finishBuild(id: ghost, .succeeded(BuildArtifact(path: folder.file("never-placed.img"), size: 1, sha256: "bb"), provenancePath: nil))
+
+        #expect(try store.recoverInterrupted(currentHost: "builder-1", isProcessAlive: { _ in false }) == 1)
+        #expect(try store.build(id: placed)?.status == .succeeded)
+        #expect(try store.build(id: placed)?.artifactPath == image)
+        let settled = try store.build(id: ghost)
+        #expect(settled?.status == .interrupted)
+        #expect(settled?.artifactPath == nil && settled?.artifactSHA256 == nil)
+        #expect(settled?.errorMessage?.contains("ended before this image was placed") == true)
+        #expect(try store.latestSuccessfulBuild(variantID: "b", inputsDigest: "2") == nil)
+    }
+
+    @Test("A read-only store reads what was recorded and refuses every write")
+    func readOnlyStoreNeverWrites() throws {
+        let folder = try ProvenanceTempDirectory()
+        #expect(try ProvenanceStore.openReadOnly(at: folder.file("missing.sqlite")) == nil)
+        let path = folder.file("state.sqlite")
+        let store = try ProvenanceStore.open(at: path)
+        var start = ProvenanceFixture.runStart(at: ProvenanceFixture.t0, pid: 12345)
+        start.host = "builder-1"
+        let run = try store.beginRun(start)
+        try store.close()
+
+        let reader = try #require(try ProvenanceStore.openReadOnly(at: path))
+        #expect(try reader.run(id: run)?.status == .running)
+        #expect(throws: (any Error).self) {
+            try reader.recoverInterrupted(currentHost: "builder-1", isProcessAlive: { _ in false })
+        }
+        #expect(try reader.run(id: run)?.status == .running)
+    }
 }
