@@ -61,8 +61,7 @@ struct BenchFleet {
 
         try Files.write(directory + "/variants/common/config.yaml", "system:\n  rootpath: /greengrass/v2\nservices:\n  aws.greengrass.Nucleus:\n    version: 2.12.0\n")
         try Files.write(directory + "/variants/common/provision.sh", "#!/bin/sh\n# bench stand-in for the provisioning script\nexit 0\n", mode: 0o755)
-        try Files.write(directory + "/variants/common/rc.local", "#!/bin/sh -e\nexit 0\n", mode: 0o755)
-        try Files.write(directory + "/variants/common/ssh", "")
+
         try fm.createDirectory(atPath: directory + "/keys", withIntermediateDirectories: true)
         try KeyGeneration.generate(.ecP256, privateKeyPath: directory + "/keys/bench-signing.key.pem",
                                    publicKeyPath: directory + "/keys/bench-signing.pub.pem")
@@ -86,18 +85,24 @@ struct BenchFleet {
         let manifest: [String: Any] = [
             "format": 1,
             "fleet": "bench",
-            "base_image": ["source": baseSource, "sha256": baseSHA, "arch": "arm64", "partitions": ["boot": 1, "root": 2]],
+            // The bench images stand in for Raspberry Pi OS Bookworm but carry no os-release of their own.
+            "base_image": ["source": baseSource, "sha256": baseSHA, "arch": "arm64", "partitions": ["boot": 1, "root": 2],
+                           "os": ["codename": "bookworm"]],
             "builder": ["type": "inject", "timeout": "30m"],
             "output": ["directory": "build/images"],
             "signing": ["private_key": "keys/bench-signing.key.pem", "public_key": "keys/bench-signing.pub.pem"],
             "defaults": [
                 "iot": ["role_alias": "GreengrassV2TokenExchangeRoleAlias", "provisioning_template": "GreengrassFleetProvisioning"],
-                "hostname": "{fleet}-{site}",
+                // Everything the demo fleet's device contract writes: login, SSH, per-device names, locale, enrolment unit.
+                "hostname": "{fleet}-{site}-{serial}",
+                // No "user" and no keys: the Raspberry Pi OS-sized bench image has no /etc/passwd with the
+                // UID-1000 user they need (userconf.txt and authorized_keys are two small files more).
+                "ssh": ["password_authentication": true],
+                "timezone": "Europe/Zurich", "keyboard": "ch", "locale": "de_CH.UTF-8",
+                "first_boot": ["command": ["/usr/local/lib/fleet-images/provision.sh"], "retry": "5m"],
                 "files": [
-                    ["source": "variants/common/config.yaml", "destination": "/home/pi/config.yaml", "mode": "0644", "owner": "1000:1000"],
-                    ["source": "variants/common/provision.sh", "destination": "/home/pi/provision.sh", "mode": "0755", "owner": "1000:1000"],
-                    ["source": "variants/common/rc.local", "destination": "/etc/rc.local", "mode": "0755", "owner": "0:0"],
-                    ["source": "variants/common/ssh", "destination": "/boot/firmware/ssh"],
+                    ["source": "variants/common/config.yaml", "destination": "/etc/fleet-images/config.yaml", "mode": "0600", "owner": "0:0"],
+                    ["source": "variants/common/provision.sh", "destination": "/usr/local/lib/fleet-images/provision.sh", "mode": "0700", "owner": "0:0"],
                 ],
             ] as [String: Any],
             "sites": sites,

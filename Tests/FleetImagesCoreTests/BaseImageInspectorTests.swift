@@ -110,5 +110,9 @@ import Testing
         os.firstUser = nil
         let noUser = DeviceOSResolver.problems([variant], os: os)
         #expect(noUser.count == 1 && noUser[0].description.contains("no UID-1000 user"), "\(noUser)")
+        // Keys alone need that user's home just the same: never dropped without a word.
+        variant.user = nil
+        let keysOnly = DeviceOSResolver.problems([variant], os: os)
+        #expect(keysOnly.count == 1 && keysOnly[0].description.contains("authorized_keys could hold this key"), "\(keysOnly)")
     }
 }

@@ -74,7 +74,7 @@ public struct InjectBuilder: ImageBuilder {
             case .hostsEntry(let hostname):
                 let current: [UInt8]
                 if let replaced = pending[item.destination] {
-                    current = Array(FileManager.default.contents(atPath: replaced) ?? Data())
+                    current = try Self.readReplacement(replaced)
                 } else {
                     current = try await ext4.readFile(item.pathInPartition) ?? Array("127.0.0.1\tlocalhost\n".utf8)
                 }
@@ -83,7 +83,7 @@ public struct InjectBuilder: ImageBuilder {
             case .kernelParameter(let key, let value):
                 let current: [UInt8]
                 if let replaced = pending[item.destination] {
-                    current = Array(FileManager.default.contents(atPath: replaced) ?? Data())
+                    current = try Self.readReplacement(replaced)
                 } else if let existing = try await fat.readFile(item.pathInPartition) {
                     current = existing
                 } else {
@@ -120,6 +120,15 @@ public struct InjectBuilder: ImageBuilder {
             }
         }
         return image
+    }
+
+    /// A file that replaced one the builder edits in place (a manifest file, or one staged here),
+    /// read without ever blocking on something that is not a regular file.
+    static func readReplacement(_ path: String) throws -> [UInt8] {
+        switch InputFile.read(path, shown: path, what: "file") {
+        case .success(let bytes): return bytes
+        case .failure(let problem): throw BuildFailure("\(problem)")
+        }
     }
 
     /// The boot (FAT) and root (Linux) partitions: by the manifest's numbers, or by type.

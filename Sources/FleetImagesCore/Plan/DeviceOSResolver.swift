@@ -71,6 +71,9 @@ public struct DeviceOSResolver: Sendable {
             if os.initFormat == .userconf, os.firstUser == nil, let user = variant.user {
                 report(.error(user.namePath, "the base image has no UID-1000 user in /etc/passwd, which Raspberry Pi OS's userconf.txt renames to \"\(user.name)\"; use a Raspberry Pi OS image (pi-gen creates that user)"))
             }
+            if os.initFormat == .userconf, os.firstUser == nil, variant.user == nil, let key = variant.ssh?.authorizedKeys.first {
+                report(.error(key.path, "the base image has no UID-1000 user in /etc/passwd whose authorized_keys could hold this key; use a Raspberry Pi OS image (pi-gen creates that user)"))
+            }
         }
         return diagnostics
     }

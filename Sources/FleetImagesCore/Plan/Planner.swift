@@ -133,10 +133,11 @@ public struct Planner {
     }
 
     func hmacOfFile(_ relative: String) throws -> String {
-        guard let data = FileManager.default.contents(atPath: manifest.directory + "/" + relative) else {
-            throw Failure(description: "\(relative): cannot read the file")
+        // Never blocks: a file swapped for a FIFO after validate is refused, not waited on.
+        switch InputFile.read(manifest.directory + "/" + relative, shown: relative, what: "secret input") {
+        case .success(let bytes): return Digest.hmacSHA256Hex(key: secretKey, message: bytes)
+        case .failure(let problem): throw Failure(description: "\(relative): \(problem)")
         }
-        return Digest.hmacSHA256Hex(key: secretKey, message: Array(data))
     }
 
     struct BaseIdentity: Encodable {
