@@ -16,6 +16,12 @@ packages=(
 if [ "${FLEET_IMAGES_WITH_DOCKER:-0}" = 1 ]; then
   packages+=(docker.io busybox-static)   # packer-docker tests: a real engine and a stand-in image
 fi
+if [ "${FLEET_IMAGES_WITH_TESTBED:-0}" = 1 ]; then
+  # boot tests (scripts/testbed): arm64 test bases from Debian's packages, booted under qemu
+  packages+=(mmdebstrap qemu-user-static binfmt-support arch-test  # build an arm64 root file system here
+             qemu-system-arm device-tree-compiler                  # boot it (qemu-system-aarch64, fdtput)
+             whois openssh-client)                                 # mkpasswd and ssh-keygen for test logins
+fi
 
 missing=()
 for package in "${packages[@]}"; do

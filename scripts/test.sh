@@ -3,9 +3,17 @@
 # The packer-docker tests need a Docker engine: this installs Debian's docker.io and starts
 # dockerd when none answers (it needs root or sudo for that). Without one they are skipped
 # with a message, except under CI=true, where a missing engine is an error.
+# The boot tests (DeviceBootTests) run with FLEET_IMAGES_BOOT_TESTS=1 (default 0 until they have
+# passed on the CI machine; see scripts/testbed). They need the arm64 test bases of scripts/testbed
+# (built once from Debian's packages, then cached: tens of minutes cold, seconds warm) and qemu;
+# with it set, this installs the tools, registers qemu's arm64 handler with binfmt_misc (root) and
+# builds the bases. When that is impossible the boot tests are skipped with a message, except under
+# CI=true, where that is an error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-FLEET_IMAGES_WITH_DOCKER=1 scripts/install-deps.sh
+boot_tests=${FLEET_IMAGES_BOOT_TESTS:-0}
+unset FLEET_IMAGES_BOOT_TESTS
+FLEET_IMAGES_WITH_DOCKER=1 FLEET_IMAGES_WITH_TESTBED=$boot_tests scripts/install-deps.sh
 
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -28,6 +36,47 @@ elif [ "${CI:-}" = true ]; then
   exit 1
 else
   echo "warning: no Docker engine answers; the packer-docker tests will be skipped" >&2
+fi
+
+# Boot tests: arm64 test bases (cached by their inputs) and a qemu that boots them.
+boot_tests_unavailable() {
+  if [ "${CI:-}" = true ]; then
+    echo "error: $1; the boot tests need it" >&2
+    exit 1
+  fi
+  echo "warning: $1; the boot tests will be skipped" >&2
+}
+if [ "$boot_tests" != 1 ]; then
+  echo "note: the boot tests are off (FLEET_IMAGES_BOOT_TESTS=1 scripts/test.sh runs them)" >&2
+elif [ "$(id -u)" -ne 0 ]; then
+  boot_tests_unavailable "not root: the test bases keep real file owners, and qemu's arm64 handler must be registered"
+else
+  if ! [ -e /proc/sys/fs/binfmt_misc/status ]; then
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || true
+  fi
+  [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
+  if ! [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+    boot_tests_unavailable "no binfmt_misc handler for arm64 programs (qemu-user-static)"
+  else
+    # Both at once: each is one emulated dpkg run after another, so two keep both cores busy.
+    bases_ready=1
+    started=$(date +%s)
+    pids=()
+    for suite in bookworm trixie; do
+      scripts/testbed/make-test-base.sh "$suite" >"/tmp/fleet-images-testbed-$suite.path" &
+      pids+=("$!")
+    done
+    for index in 0 1; do
+      suite=$([ "$index" = 0 ] && echo bookworm || echo trixie)
+      if wait "${pids[$index]}"; then
+        echo "test base $suite: $(cat "/tmp/fleet-images-testbed-$suite.path") (ready after $(( $(date +%s) - started )) s)" >&2
+      else
+        bases_ready=0
+        boot_tests_unavailable "the $suite test base could not be built"
+      fi
+    done
+    if [ "$bases_ready" = 1 ]; then export FLEET_IMAGES_BOOT_TESTS=1; fi
+  fi
 fi
 
 swift build --build-tests
