@@ -55,7 +55,8 @@ root_offset=$(( $(echo "$starts" | sed -n 2p) * 512 ))
 [ "$boot_offset" -gt 0 ] && [ "$root_offset" -gt 0 ] || { echo "boot.sh: $image has no two-partition MBR" >&2; exit 1; }
 
 if [ -z "$suite" ]; then
-    suite=$(debugfs -R 'cat /etc/os-release' "$image?offset=$root_offset" 2>/dev/null | sed -n 's/^VERSION_CODENAME=//p')
+    # /etc/os-release is a link to /usr/lib/os-release, which debugfs does not follow.
+    suite=$(debugfs -R 'cat /usr/lib/os-release' "$image?offset=$root_offset" 2>/dev/null | sed -n 's/^VERSION_CODENAME=//p')
 fi
 case $suite in
     bookworm|trixie) ;;
