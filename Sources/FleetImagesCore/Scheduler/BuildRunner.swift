@@ -179,6 +179,8 @@ public struct BuildRunner: Sendable {
         }
 
         var interrupted = false
+        // Records that could not be written; never ignored (the run then exits 1).
+        var unrecorded: [String] = []
         if !toBuild.isEmpty {
             let context: BuildContext
             do {
@@ -189,7 +191,9 @@ public struct BuildRunner: Sendable {
                 context = BuildContext.unavailable
             } catch let missing as ToolMissing {
                 // A missing decompressor is the machine's problem, not the fleet's: exit 69.
-                try? store.finishRun(id: runID, status: .failed, counts: RunCounts(planned: plan.variants.count, upToDate: reuse.count))
+                do { try store.finishRun(id: runID, status: .failed, counts: RunCounts(planned: plan.variants.count, upToDate: reuse.count)) } catch {
+                    throw BuildRunError.unavailable("\(missing.description) (and the run could not be recorded as failed: \(Self.oneLine("\(error)")))")
+                }
                 throw BuildRunError.unavailable(missing.description)
             } catch {
                 // Without a base image or signing key nothing can be built: every variant fails with
@@ -198,11 +202,15 @@ public struct BuildRunner: Sendable {
                 for planned in toBuild {
                     let v = planned.variant
                     var buildID: Int64?
-                    if let id = try? store.beginBuild(runID: runID, BuildStart(
-                        variantID: v.id, site: v.site, matrix: Dictionary(uniqueKeysWithValues: v.axes.map { ($0.axis, $0.value) }),
-                        builder: builder.kind.rawValue, builderImageDigest: builder.imageDigest, inputsDigest: planned.inputsDigest), inputs: []) {
-                        try? store.finishBuild(id: id, .failed(message))
+                    do {
+                        let id = try store.beginBuild(runID: runID, BuildStart(
+                            variantID: v.id, site: v.site, matrix: Dictionary(uniqueKeysWithValues: v.axes.map { ($0.axis, $0.value) }),
+                            builder: builder.kind.rawValue, builderImageDigest: builder.imageDigest, inputsDigest: planned.inputsDigest), inputs: [])
                         buildID = id
+                        // A failed update leaves the row running: it is finished (or reported) with the others below.
+                        try? store.finishBuild(id: id, .failed(message))
+                    } catch {
+                        unrecorded.append("\(v.id): \(error)")
                     }
                     let result = VariantResult(variant: v.id, status: .failed, error: message, buildID: buildID)
                     results[v.id] = result
@@ -226,7 +234,6 @@ public struct BuildRunner: Sendable {
         // A build whose end could not be recorded when it ended (a full state disk: its work folder
         // is gone now, so there may be room) is recorded now, as what it was: finishing the run
         // would otherwise call it interrupted.
-        var unrecorded: [String] = []
         for result in ordered {
             guard let id = result.buildID else { continue }
             let row: BuildRecord?
