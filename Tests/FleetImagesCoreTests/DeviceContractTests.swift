@@ -201,3 +201,20 @@ import Testing
         #expect(DeviceOS.defaultFormat(codename: "bookworm", hasCloudInit: true) == .userconf)
     }
 }
+
+extension DeviceContractTests {
+    @Test("a manifest file may replace /etc/default/keyboard unless the variant sets keyboard; generated files are always refused")
+    func conflicts() throws {
+        let manifest = try Self.manifest()
+        var variant = Self.variant()
+        variant.files = [
+            FileEntry(source: "kb", destination: "/etc/default/keyboard", mode: 0o644, uid: 0, gid: 0, ownerGiven: false, path: JSONPath.root.key("files").index(0)),
+            FileEntry(source: "ud", destination: "/boot/firmware/User-Data", mode: 0o644, uid: 0, gid: 0, ownerGiven: false, path: JSONPath.root.key("files").index(1)),
+        ]
+        let both = VariantContent.conflicts(of: variant, manifest: manifest).filter { $0.severity == .error }
+        #expect(both.count == 2, "\(both)")
+        variant.keyboard = nil
+        let one = VariantContent.conflicts(of: variant, manifest: manifest).filter { $0.severity == .error }
+        #expect(one.count == 1 && one[0].description.contains("User-Data"), "\(one)")
+    }
+}

@@ -93,7 +93,6 @@ public enum VariantContent {
     public static let generatedDestinations: Set<String> = Set([
         claimCertificatePath, claimKeyPath, parametersPath, legacyClaimCertificatePath, legacyClaimKeyPath, legacyParametersPath,
         wifiKeyfilePath, networkManagerStatePath, hostnamePath, sshdDropInPath, cloudInitDisabledPath,
-        "/etc/timezone", "/etc/localtime", "/etc/default/keyboard", "/etc/default/locale",
         FirstBootUnits.setupScript, FirstBootUnits.firstBootRunner, FirstBootUnits.seedCleanupScript,
         FirstBootUnits.hostnamePatternPath, FirstBootUnits.wifiCountryPath, FirstBootUnits.localePath,
     ]).union([FirstBootUnits.setupService, FirstBootUnits.firstBootService, FirstBootUnits.firstBootTimer, FirstBootUnits.seedCleanupService]
@@ -247,9 +246,14 @@ public enum VariantContent {
     public static func conflicts(of variant: Variant, manifest: Manifest) -> [Diagnostic] {
         var result: [Diagnostic] = []
         let boot = manifest.baseImage.bootMount
+        // The timezone, keyboard and locale files are fleet-images' only when the variant sets them.
+        var settingFiles: Set<String> = []
+        if variant.timezone != nil { settingFiles.formUnion(["/etc/timezone", "/etc/localtime"]) }
+        if variant.keyboard != nil { settingFiles.insert("/etc/default/keyboard") }
+        if variant.locale != nil { settingFiles.insert("/etc/default/locale") }
         for file in variant.files {
             let inBoot = file.destination.hasPrefix(boot + "/") ? String(file.destination.dropFirst(boot.count + 1)).lowercased() : nil
-            if generatedDestinations.contains(file.destination) || inBoot.map(generatedBootFiles.contains) == true {
+            if generatedDestinations.contains(file.destination) || settingFiles.contains(file.destination) || inBoot.map(generatedBootFiles.contains) == true {
                 result.append(.error(file.path.key("destination"), "\(file.destination) is written by fleet-images from the site's settings; remove this file or change its destination"))
             }
             if file.destination == boot {
