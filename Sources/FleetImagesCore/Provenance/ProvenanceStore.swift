@@ -95,18 +95,7 @@ public struct ProvenanceStore: Sendable {
         let state: Bool? = try {
             do {
                 return try queue.read { db -> Bool? in
-                    let tables = try String.fetchAll(
-                        db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
-                    guard !tables.isEmpty else { return nil }
-                    guard tables.contains("grdb_migrations") else {
-                        throw ProvenanceError.foreignDatabase(path: path, tables: tables)
-                    }
-                    let applied = try migrator.appliedIdentifiers(db)
-                    let unknown = applied.subtracting(migrator.migrations)
-                    guard unknown.isEmpty else {
-                        throw ProvenanceError.newerSchema(path: path, unknownMigrations: unknown.sorted())
-                    }
-                    return Set(migrator.migrations).subtracting(applied).isEmpty
+                    try Self.pendingMigrations(db, path: path, migrator: migrator).map(\.isEmpty)
                 }
             } catch {
                 throw mapError(error, path: path, operation: "reading the schema")
@@ -175,18 +164,7 @@ public struct ProvenanceStore: Sendable {
             let queue = try DatabaseQueue(path: path, configuration: configuration(readonly: true))
             defer { try? queue.close() }
             return try queue.read { db in
-                let tables = try String.fetchAll(
-                    db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
-                guard !tables.isEmpty else { return true }
-                guard tables.contains("grdb_migrations") else {
-                    throw ProvenanceError.foreignDatabase(path: path, tables: tables)
-                }
-                let applied = try migrator.appliedIdentifiers(db)
-                let unknown = applied.subtracting(migrator.migrations)
-                guard unknown.isEmpty else {
-                    throw ProvenanceError.newerSchema(path: path, unknownMigrations: unknown.sorted())
-                }
-                let pending = Set(migrator.migrations).subtracting(applied)
+                guard let pending = try Self.pendingMigrations(db, path: path, migrator: migrator) else { return true }
                 if !pending.isEmpty || checkIntegrity {
                     // About to change the schema of an existing database: make sure it is sound first.
                     let problems = try String.fetchAll(db, sql: "PRAGMA quick_check")
@@ -242,4 +220,23 @@ private func fileStartsWithSQLiteHeader(path: String) throws -> Bool {
     let count = read(fd, &header, header.count)
     guard count >= 0 else { throw ProvenanceError.io(path: path, operation: "read", errno: errno) }
     return count == 16 && header == Array("SQLite format 3\0".utf8)
+}
+
+extension ProvenanceStore {
+    /// The migrations this version has that the database lacks; nil for an empty database.
+    /// Throws for a database that is not fleet-images' or that a newer version migrated.
+    static func pendingMigrations(_ db: Database, path: String, migrator: DatabaseMigrator) throws -> Set<String>? {
+        let tables = try String.fetchAll(
+            db, sql: "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        guard !tables.isEmpty else { return nil }
+        guard tables.contains("grdb_migrations") else {
+            throw ProvenanceError.foreignDatabase(path: path, tables: tables)
+        }
+        let applied = try migrator.appliedIdentifiers(db)
+        let unknown = applied.subtracting(migrator.migrations)
+        guard unknown.isEmpty else {
+            throw ProvenanceError.newerSchema(path: path, unknownMigrations: unknown.sorted())
+        }
+        return Set(migrator.migrations).subtracting(applied)
+    }
 }
