@@ -12,6 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 boot_tests=${FLEET_IMAGES_BOOT_TESTS:-0}
+base_pids=()
 unset FLEET_IMAGES_BOOT_TESTS
 FLEET_IMAGES_WITH_DOCKER=1 FLEET_IMAGES_WITH_TESTBED=$boot_tests scripts/install-deps.sh
 
@@ -58,26 +59,44 @@ else
   if ! [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
     boot_tests_unavailable "no binfmt_misc handler for arm64 programs (qemu-user-static)"
   else
-    # Both at once: each is one emulated dpkg run after another, so two keep both cores busy.
-    bases_ready=1
-    started=$(date +%s)
-    pids=()
+    # Both at once and in the background: each is one emulated dpkg run after another (tens of
+    # minutes cold, seconds cached), so they build while Swift builds and the other tests run.
+    bases_started=$(date +%s)
+    base_pids=()
     for suite in bookworm trixie; do
-      scripts/testbed/make-test-base.sh "$suite" >"/tmp/fleet-images-testbed-$suite.path" &
-      pids+=("$!")
+      scripts/testbed/make-test-base.sh "$suite" >"/tmp/fleet-images-testbed-$suite.path" 2>"/tmp/fleet-images-testbed-$suite.log" &
+      base_pids+=("$!")
     done
-    for index in 0 1; do
-      suite=$([ "$index" = 0 ] && echo bookworm || echo trixie)
-      if wait "${pids[$index]}"; then
-        echo "test base $suite: $(cat "/tmp/fleet-images-testbed-$suite.path") (ready after $(( $(date +%s) - started )) s)" >&2
-      else
-        bases_ready=0
-        boot_tests_unavailable "the $suite test base could not be built"
-      fi
-    done
-    if [ "$bases_ready" = 1 ]; then export FLEET_IMAGES_BOOT_TESTS=1; fi
   fi
 fi
 
+# Waits for the test bases; says whether both are there.
+wait_for_bases() {
+  local index suite ready=1
+  for index in 0 1; do
+    suite=$([ "$index" = 0 ] && echo bookworm || echo trixie)
+    if wait "${base_pids[$index]}"; then
+      echo "test base $suite: $(cat "/tmp/fleet-images-testbed-$suite.path") (ready after $(( $(date +%s) - bases_started )) s)" >&2
+    else
+      cat "/tmp/fleet-images-testbed-$suite.log" >&2
+      ready=0
+      boot_tests_unavailable "the $suite test base could not be built"
+    fi
+  done
+  [ "$ready" = 1 ]
+}
+
 swift build --build-tests
-swift test --skip-build "$@"
+if [ "${#base_pids[@]}" -eq 0 ]; then
+  swift test --skip-build "$@"
+elif [ $# -gt 0 ]; then
+  # A chosen set of tests: with the bases in place, boot tests among them run.
+  if wait_for_bases; then export FLEET_IMAGES_BOOT_TESTS=1; fi
+  swift test --skip-build "$@"
+else
+  # Everything else first, while the bases build; then the boot tests.
+  swift test --skip-build --skip DeviceBoot
+  if wait_for_bases; then
+    FLEET_IMAGES_BOOT_TESTS=1 swift test --skip-build --filter DeviceBoot
+  fi
+fi

@@ -165,6 +165,11 @@ import Testing
         #expect(at["/boot/firmware/meta-data"].flatMap(Self.text)?.contains("instance-id: fleet-images-zrh-lab") == true)
         #expect(at[VariantContent.wifiKeyfilePath] == nil && at["/boot/firmware/userconf.txt"] == nil)
         #expect(at["/etc/systemd/system/multi-user.target.wants/fleet-images-seed-cleanup.service"] != nil)
+        // Debian's locale-gen ignores the locale cloud-init's `locale` module names: the setup unit
+        // generates it before sysinit.target, or cloud-init's update-locale fails (the trixie boot test).
+        #expect(text.contains("locale: \"de_CH.UTF-8\"\n"))
+        #expect(at[FirstBootUnits.localePath].flatMap(Self.text) == "de_CH.UTF-8\n")
+        #expect(at["/etc/systemd/system/sysinit.target.wants/fleet-images-setup.service"] != nil)
 
         // No user in the manifest: the keys go to the image's default user.
         var anonymous = Self.variant()

@@ -216,11 +216,13 @@ public enum FirstBootUnits {
         # Written by fleet-images: run once by \(seedCleanupService) after cloud-init's final stage.
         set -u
         boot=\(bootMount)
+        # Whatever cloud-init's outcome, it has read the seed for this instance and will not read it
+        # again: the secrets go either way, and an error is reported (the journal and
+        # `cloud-init status --long` say which module failed).
         cloud-init status --wait >/dev/null 2>&1
         code=$?
-        if [ "$code" -eq 1 ]; then
-            echo "fleet-images: cloud-init reported an error; the seed stays on $boot (see cloud-init status --long)" >&2
-            exit 1
+        if [ "$code" -ne 0 ]; then
+            echo "fleet-images: cloud-init finished with status $code (see cloud-init status --long); removing the seed's secrets anyway" >&2
         fi
         rm -f "$boot/network-config"
         printf '#cloud-config\\n# Applied at first boot. fleet-images removed the settings that held secrets.\\n' > "$boot/user-data"
