@@ -30,7 +30,10 @@ enum TestBed {
     /// Boots `image` (changed in place: pass a copy) with the device serial `serial` and returns the
     /// probe's report. `label` names the console log kept beside the image for a failing test.
     static func boot(_ image: String, serial: String, label: String) throws -> ProbeReport {
-        let consoleLog = (image as NSString).deletingLastPathComponent + "/console-\(label).log"
+        // Kept after the test's folder is removed, so a failing boot can be read afterwards.
+        let consoles = NSTemporaryDirectory() + "fleet-images-boot-consoles"
+        try FileManager.default.createDirectory(atPath: consoles, withIntermediateDirectories: true)
+        let consoleLog = consoles + "/\(label)-\(ProcessInfo.processInfo.processIdentifier).log"
         let started = Date()
         let outcome = try run(scripts + "/boot.sh", [image, "--serial", serial, "--timeout", "1200", "--console-log", consoleLog],
                               timeout: 1320)
@@ -41,7 +44,7 @@ enum TestBed {
         guard report.value("probe.done") != nil else {
             throw CLITestFailure("boot \(label): the report is incomplete (no probe.done):\n\(outcome.stdout)\n\(outcome.stderr.suffix(3000))")
         }
-        print("boot \(label): \(Int(Date().timeIntervalSince(started))) s (\(outcome.stderr.split(separator: "\n").last ?? ""))")
+        print("boot \(label): console \(consoleLog); \(Int(Date().timeIntervalSince(started))) s (\(outcome.stderr.split(separator: "\n").last ?? ""))")
         return report
     }
 

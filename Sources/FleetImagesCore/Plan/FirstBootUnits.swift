@@ -108,7 +108,7 @@ public enum FirstBootUnits {
     SyslogIdentifier=fleet-images-seed-cleanup
 
     [Install]
-    WantedBy=multi-user.target
+    WantedBy=cloud-final.service
 
     """
 

@@ -230,7 +230,10 @@ public enum VariantContent {
         if cloudInit {
             generated(FirstBootUnits.seedCleanupScript, mode: 0o755, FirstBootUnits.seedCleanupScriptText(bootMount: boot))
             generated(FirstBootUnits.unitDirectory + "/" + FirstBootUnits.seedCleanupService, mode: 0o644, FirstBootUnits.seedCleanupUnit)
-            wants.append(("multi-user.target", FirstBootUnits.seedCleanupService))
+            // Wanted by cloud-final.service, not multi-user.target: cloud-final is ordered after
+            // multi-user.target, so a unit that target waits for cannot also come after cloud-final
+            // (systemd drops it to break the cycle; seen booting the trixie test base).
+            wants.append(("cloud-final.service", FirstBootUnits.seedCleanupService))
         }
         for (target, unit) in wants {
             add("\(FirstBootUnits.unitDirectory)/\(target).wants/\(unit)", mode: 0o777, .symlink(target: FirstBootUnits.unitDirectory + "/" + unit))
