@@ -7,7 +7,8 @@
 # passed on the CI machine; see scripts/testbed). They need the arm64 test bases of scripts/testbed
 # (built once from Debian's packages, then cached: tens of minutes cold, seconds warm) and qemu;
 # with it set, this installs the tools, registers qemu's arm64 handler with binfmt_misc (root) and
-# builds the bases. When that is impossible the boot tests are skipped with a message, except under
+# builds the bases in the background while Swift builds and every other test runs, then runs the
+# boot tests. When that is impossible the boot tests are skipped with a message, except under
 # CI=true, where that is an error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
