@@ -28,7 +28,8 @@ enum TestBed {
     }
 
     /// Boots `image` (changed in place: pass a copy) with the device serial `serial` and returns the
-    /// probe's report. `label` names the console log kept beside the image for a failing test.
+    /// probe's report. `label` names the console log, kept in `$TMPDIR/fleet-images-boot-consoles`
+    /// after the test's folder is gone.
     static func boot(_ image: String, serial: String, label: String) throws -> ProbeReport {
         // Kept after the test's folder is removed, so a failing boot can be read afterwards.
         let consoles = NSTemporaryDirectory() + "fleet-images-boot-consoles"

@@ -7,8 +7,9 @@
 ///   clock in 1970). Exit 0 ends it for good (a marker in `/var/lib/fleet-images`, the timer
 ///   disabled); exit 75 (EX_TEMPFAIL: no network yet) is a normal "not yet" that the timer retries
 ///   without marking the unit failed; any other exit marks it failed, and the timer still retries.
-/// - `fleet-images-seed-cleanup.service` (cloud-init images): once cloud-init is done, removes what
-///   held secrets from the FAT boot partition (`network-config`, the hash in `user-data`).
+/// - `fleet-images-seed-cleanup.service` (cloud-init images, wanted by `cloud-final.service`): once
+///   cloud-init has finished, done or in error, removes what held secrets from the FAT boot
+///   partition (`network-config`, the hash in `user-data`).
 ///
 /// Everything here is written root:root and not writable by anyone else; root never runs a file
 /// the login user could change.
