@@ -14,7 +14,8 @@ packages=(
   whois openssh-client        # mkpasswd and ssh-keygen: tests make login hashes and SSH keys and check fingerprints
 )
 if [ "${FLEET_IMAGES_WITH_DOCKER:-0}" = 1 ]; then
-  packages+=(docker.io busybox-static)   # packer-docker tests: a real engine and a stand-in image
+  packages+=(docker.io busybox-static    # packer-docker tests: a real engine and a stand-in image
+             libarchive-tools)           # bsdcat/bsdtar: the unarchive commands rendered for packer-builder-arm
 fi
 if [ "${FLEET_IMAGES_WITH_TESTBED:-0}" = 1 ]; then
   # boot tests (scripts/testbed): arm64 test bases from Debian's packages, booted under qemu

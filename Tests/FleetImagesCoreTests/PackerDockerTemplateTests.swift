@@ -97,6 +97,39 @@ struct PackerDockerTemplateTests {
         #expect(problems.contains("image_partitions[0].mount: not a packer-builder-arm partition field"))
     }
 
+    @Test("the builder's real fields pass: resize, filesystem_make_options, additional_chroot_mounts")
+    func realFieldsPass() throws {
+        let (renderer, _) = try Self.exampleRenderer()
+        guard case .object(var top) = renderer.template, case .array(let builders)? = top["builders"], case .object(var builder) = builders[0] else {
+            throw CancellationError()
+        }
+        builder["image_build_method"] = .string("resize")
+        builder["image_size"] = .string("6G")
+        builder["image_size_bytes"] = nil
+        builder["additional_chroot_mounts"] = .array([.object([
+            "mount_type": .string("bind"), "source_path": .string("/run/systemd"), "destination_path": .string("/run/systemd"),
+        ])])
+        if case .array(var partitions)? = builder["image_partitions"], case .object(var root) = partitions[partitions.count - 1] {
+            root["filesystem_make_options"] = .array([.string("-O"), .string("^metadata_csum")])
+            partitions[partitions.count - 1] = .object(root)
+            builder["image_partitions"] = .array(partitions)
+        }
+        top["builders"] = .array([.object(builder)])
+        var changed = renderer
+        changed.template = .object(top)
+        let rendered = try Self.object(try changed.render(.base).template)
+        guard case .array(let out)? = rendered["builders"], case .object(let fields) = out[0] else { throw CancellationError() }
+        #expect(PackerJSON.string(fields["image_build_method"]) == "resize")
+        #expect(fields["additional_chroot_mounts"] == builder["additional_chroot_mounts"])
+        #expect(fields["image_partitions"] == builder["image_partitions"])
+        // And what the builder itself refuses is still refused.
+        builder["image_size_bytes"] = .integer(6_000_000_000)
+        builder["additional_chroot_mounts"] = .array([.object(["source": .string("/x")])])
+        let problems = PackerArmFields.problems(in: builder).joined(separator: "\n")
+        #expect(problems.contains("only one of image_size or image_size_bytes"))
+        #expect(problems.contains("additional_chroot_mounts[0].source: not a packer-builder-arm chroot mount field"))
+    }
+
     @Test("a template file provisioner the manifest does not cover is an error, not a silent drop")
     func uncoveredFileProvisioner() throws {
         let (renderer, plan) = try Self.exampleRenderer()
@@ -109,6 +142,64 @@ struct PackerDockerTemplateTests {
         #expect(throws: PackerDockerError.self) { try changed.render(.variant(id: variant.variant.id, items: variant.items)) }
         // The base leaves every file to the inject builder.
         #expect(try changed.render(.base).notes.contains { $0.contains("left out of the base") })
+    }
+
+    /// Does what packer-builder-arm's `StepExtractAndCopyImage` does with a rendered template: copy
+    /// the archive into a fresh folder, run `file_unarchive_cmd` there with `$ARCHIVE_PATH` and
+    /// `$TMP_DIR` replaced (no shell), remove the archive if still there, and want one file left,
+    /// unless the extension is `img`. Returns that file's bytes.
+    static func unpackAsPackerBuilderArm(archive: String, template: String) throws -> Data {
+        let top = try object(template)
+        guard case .array(let builders)? = top["builders"], case .object(let builder) = builders[0] else { throw CancellationError() }
+        let folder = try makeTemporaryDirectory("unarchive")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let copied = folder + "/" + (archive as NSString).lastPathComponent
+        try FileManager.default.copyItem(atPath: archive, toPath: copied)
+        let target = PackerJSON.string(builder["file_target_extension"])
+        if target != "img" && target != "iso" {
+            let command = try #require(PackerJSON.strings(builder["file_unarchive_cmd"]), "no file_unarchive_cmd for \(archive)")
+            let replaced = command.map { $0 == "$ARCHIVE_PATH" ? copied : $0 == "$TMP_DIR" ? folder : $0 }
+            try DiskImageShell.run(replaced)
+            try? FileManager.default.removeItem(atPath: copied)
+        }
+        let left = try FileManager.default.contentsOfDirectory(atPath: folder)
+        try #require(left.count == 1, "left after unpacking: \(left)")
+        return try Data(contentsOf: URL(fileURLWithPath: folder + "/" + left[0]))
+    }
+
+    @Test("every base format gets an unarchive command packer-builder-arm's image can run, leaving the raw image")
+    func unarchiveCommands() throws {
+        let (renderer, _) = try Self.exampleRenderer()
+        let folder = try makeTemporaryDirectory("formats")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let raw = Data((0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 9) })
+        try raw.write(to: URL(fileURLWithPath: folder + "/base.img"))
+        try FileManager.default.createDirectory(atPath: folder + "/inner", withIntermediateDirectories: true)
+        try raw.write(to: URL(fileURLWithPath: folder + "/inner/2026-raspios-lite.IMG"))
+        try Data("not the image\n".utf8).write(to: URL(fileURLWithPath: folder + "/inner/README.txt"))
+        try DiskImageShell.run(["xz", "-k", "-1", folder + "/base.img"])
+        try DiskImageShell.run(["gzip", "-k", folder + "/base.img"])
+        try DiskImageShell.run(["zstd", "-q", "-k", folder + "/base.img"])
+        // A zip as Raspberry Pi's downloads are: the image in a folder, beside another file, upper case.
+        try DiskImageShell.run(["sh", "-c", "cd \"$1\" && zip -q -r base.zip inner", "sh", folder])
+        let expected: [(String, String)] = [("base.img", "img"), ("base.img.xz", "xz"), ("base.img.gz", "gz"), ("base.img.zst", "zst"), ("base.zip", "zip")]
+        for (name, extensionName) in expected {
+            var manifest = renderer.manifest
+            manifest.baseImage.source = .url("https://downloads.example.com/images/\(name)?v=1")
+            let context = try PackerTemplateRenderer(manifest: manifest, template: renderer.template, templatePath: renderer.templatePath).render(.base)
+            let builder = try Self.object(context.template)
+            #expect(context.template.contains("\"file_target_extension\" : \"\(extensionName)\""), "\(name)")
+            if case .array(let builders)? = builder["builders"], case .object(let fields) = builders[0] {
+                #expect((fields["file_unarchive_cmd"] == nil) == (extensionName == "img"), "\(name)")
+            }
+            #expect(try Self.unpackAsPackerBuilderArm(archive: folder + "/" + name, template: context.template) == raw, "\(name)")
+        }
+        // A zip with two images is refused by the command, as the inject builder refuses it.
+        try DiskImageShell.run(["zip", "-q", "-j", folder + "/two.zip", folder + "/base.img", folder + "/inner/2026-raspios-lite.IMG"])
+        var manifest = renderer.manifest
+        manifest.baseImage.source = .url("https://downloads.example.com/two.zip")
+        let context = try PackerTemplateRenderer(manifest: manifest, template: renderer.template, templatePath: renderer.templatePath).render(.base)
+        #expect(throws: DiskImageShell.Failure.self) { try Self.unpackAsPackerBuilderArm(archive: folder + "/two.zip", template: context.template) }
     }
 
     @Test("armhf bases get qemu-arm-static")

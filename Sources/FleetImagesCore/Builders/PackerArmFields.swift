@@ -19,8 +19,14 @@ public enum PackerArmFields {
     /// `ImageConfig`: the raw image and its partitions.
     public static let imageKeys: Set<String> = [
         "image_path", "image_size", "image_size_bytes", "image_type", "image_mount_path",
-        "image_build_method", "image_partitions", "image_chroot_mounts", "image_setup_extra", "image_chroot_env",
+        "image_build_method", "image_partitions", "image_chroot_mounts", "additional_chroot_mounts",
+        "image_setup_extra", "image_chroot_env",
     ]
+
+    /// `image_build_method`: `reuse` (the base as is), `resize` (the base grown to `image_size`,
+    /// its last partition and file system expanded: what installing packages needs), `new`
+    /// (partitions made and filled from a root file system archive).
+    public static let buildMethods: [String] = ["reuse", "resize", "new"]
 
     /// `QemuConfig`.
     public static let qemuKeys: Set<String> = ["qemu_binary_source_path", "qemu_binary_destination_path"]
@@ -28,9 +34,9 @@ public enum PackerArmFields {
     public static var builderKeys: Set<String> { packerBuilderKeys.union(remoteFileKeys).union(imageKeys).union(qemuKeys) }
 
     /// `Partition` (an entry of `image_partitions`).
-    public static let partitionKeys: Set<String> = ["name", "type", "size", "start_sector", "filesystem", "mountpoint"]
+    public static let partitionKeys: Set<String> = ["name", "type", "size", "start_sector", "filesystem", "filesystem_make_options", "mountpoint"]
 
-    /// `ChrootMount` (an entry of `image_chroot_mounts`).
+    /// `ChrootMount` (an entry of `image_chroot_mounts` or `additional_chroot_mounts`).
     public static let chrootMountKeys: Set<String> = ["mount_type", "source_path", "destination_path"]
 
     /// Keys the builder's `Prepare` rejects the template without. A checksum is one of
@@ -52,11 +58,14 @@ public enum PackerArmFields {
         if builder["file_checksum"] == nil && builder["file_checksum_url"] == nil && PackerJSON.string(builder["file_checksum_type"]) != "none" {
             problems.append("file_checksum: one of file_checksum or file_checksum_url is required by packer-builder-arm")
         }
+        if builder["image_size"] != nil && builder["image_size_bytes"] != nil {
+            problems.append("image_size: only one of image_size or image_size_bytes can be given")
+        }
         if builder["image_size"] == nil && builder["image_size_bytes"] == nil {
             problems.append("image_size: one of image_size or image_size_bytes is required by packer-builder-arm (even for image_build_method \"reuse\", which ignores it)")
         }
-        if let method = PackerJSON.string(builder["image_build_method"]), method != "reuse" && method != "new" {
-            problems.append("image_build_method: \"\(method)\" is neither \"reuse\" nor \"new\"")
+        if let method = PackerJSON.string(builder["image_build_method"]), !buildMethods.contains(method) {
+            problems.append("image_build_method: \"\(method)\" is not one of \(buildMethods.map { "\"\($0)\"" }.joined(separator: ", "))")
         }
         if let type = PackerJSON.string(builder["image_type"]), type != "dos" && type != "gpt" {
             problems.append("image_type: \"\(type)\" is neither \"dos\" nor \"gpt\"")
@@ -75,11 +84,18 @@ public enum PackerArmFields {
         } else if builder["image_partitions"] != nil {
             problems.append("image_partitions: not an array")
         }
-        if case .array(let mounts)? = builder["image_chroot_mounts"] {
+        for list in ["image_chroot_mounts", "additional_chroot_mounts"] {
+            guard case .array(let mounts)? = builder[list] else {
+                if builder[list] != nil { problems.append("\(list): not an array") }
+                continue
+            }
             for (index, mount) in mounts.enumerated() {
-                guard case .object(let fields) = mount else { continue }
+                guard case .object(let fields) = mount else {
+                    problems.append("\(list)[\(index)]: not an object")
+                    continue
+                }
                 for key in fields.keys.sorted() where !chrootMountKeys.contains(key) {
-                    problems.append("image_chroot_mounts[\(index)].\(key): not a packer-builder-arm chroot mount field")
+                    problems.append("\(list)[\(index)].\(key): not a packer-builder-arm chroot mount field")
                 }
             }
         }

@@ -6,8 +6,9 @@ import Foundation
 /// What fleet-images decides, whatever the template says:
 /// - where the base comes from: `file_urls` is `base_image.source` (a URL as is; a repository
 ///   path mounted read-only at `/fleet-images/base/<name>`), the checksum is `base_image.sha256`
-///   (`file_checksum`) or `base_image.checksum_url` (`file_checksum_url`), and `.xz`/`.img`
-///   sources get the matching `file_unarchive_cmd`/`file_target_extension`;
+///   (`file_checksum`) or `base_image.checksum_url` (`file_checksum_url`), and the source's
+///   format (`.img`, `.xz`, `.gz`, `.zst`, `.zip`) sets `file_unarchive_cmd` and
+///   `file_target_extension` (``unarchiving(_:)``);
 /// - the qemu binary: from `base_image.arch` (`arm64` → `qemu-aarch64-static`, `armhf` →
 ///   `qemu-arm-static`; the seed named `qemu-arm-static` for an arm64 image, which fails with
 ///   "Exec format error");
@@ -74,6 +75,33 @@ public struct PackerTemplateRenderer: Sendable {
         }
     }
 
+    /// How packer-builder-arm unpacks a base archive named `name`, for every format the inject
+    /// builder accepts (``BaseImageResolver``): `file_target_extension` and `file_unarchive_cmd`.
+    ///
+    /// The builder (`StepExtractAndCopyImage`) copies the download into a temporary folder, runs
+    /// the command there with `$ARCHIVE_PATH` and `$TMP_DIR` replaced (exec, no shell), removes the
+    /// archive if it is still there and wants exactly one file left, the image. It skips unpacking
+    /// only for the extensions `img` and `iso`, so a raw image (or a name with no known archive
+    /// suffix, which the inject builder also reads as raw) gets `img` and no command. Its image
+    /// (Ubuntu) has `xz`, `gzip` and libarchive's `bsdcat`/`bsdtar` but no `zstd` or `unzip`, hence:
+    /// `.zst` through `bsdcat`, `.zip` through `bsdtar`, extracting its one `.img` member (any
+    /// case, any folder; a zip with none or several is refused, as the inject builder refuses it).
+    public static func unarchiving(_ name: String) -> (command: [String]?, targetExtension: String) {
+        let lower = name.lowercased()
+        if lower.hasSuffix(".xz") { return (["xz", "-d", "$ARCHIVE_PATH"], "xz") }
+        if lower.hasSuffix(".gz") { return (["gzip", "-d", "$ARCHIVE_PATH"], "gz") }
+        if lower.hasSuffix(".zst") {
+            return (["/bin/sh", "-c", #"bsdcat -- "$1" >"${1%.*}" && rm -f -- "$1""#, "unarchive", "$ARCHIVE_PATH"], "zst")
+        }
+        if lower.hasSuffix(".zip") {
+            let script = #"set -e; n=$(bsdtar -t -f "$1" | grep -ci '\.img$' || true); "#
+                + #"if [ "$n" != 1 ]; then echo "the zip holds $n .img files; it must hold exactly one" >&2; exit 1; fi; "#
+                + #"bsdtar -x -O -f "$1" '*.[iI][mM][gG]' >"$2/base.img"; rm -f -- "$1""#
+            return (["/bin/sh", "-c", script, "unarchive", "$ARCHIVE_PATH", "$TMP_DIR"], "zip")
+        }
+        return (nil, "img")
+    }
+
     public func render(_ target: Target) throws -> PackerBuildContext {
         let path = templatePath
         func fail(_ message: String) -> PackerDockerError { .template(message, path: path) }
@@ -117,13 +145,9 @@ public struct PackerTemplateRenderer: Sendable {
             builder["file_checksum_type"] = .string("sha256")
             builder["file_checksum"] = nil
         }
-        if sourceName.hasSuffix(".xz") {
-            builder["file_unarchive_cmd"] = .array([.string("xz"), .string("-d"), .string("$ARCHIVE_PATH")])
-            builder["file_target_extension"] = .string("xz")
-        } else if sourceName.hasSuffix(".img") {
-            builder["file_unarchive_cmd"] = nil
-            builder["file_target_extension"] = .string("img")
-        }
+        let unpacking = Self.unarchiving(sourceName)
+        builder["file_unarchive_cmd"] = unpacking.command.map { .array($0.map { .string($0) }) }
+        builder["file_target_extension"] = .string(unpacking.targetExtension)
 
         // The qemu binary follows the base image's architecture.
         guard let qemu = Self.qemuBinary(forArch: base.arch) else {
