@@ -183,6 +183,42 @@ struct PackerDockerBuilderTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: fleet.state + "/work").isEmpty)
     }
 
+    @Test("an operator who is not root builds: the root-owned image Packer made is handed over, signed and placed",
+          .enabled(if: geteuid() == 0, "needs root to run the CLI as another user"))
+    func nonRootOperator() throws {
+        // The demo base, so that the CLI detects its OS as a user's run does.
+        let demo = PackerDockerTemplateTests.packageRoot + "/base/demo-raspios-bookworm-arm64.img.xz"
+        let sha = String(try String(contentsOfFile: demo + ".sha256", encoding: .utf8).prefix(64))
+        let fleet = try Fleet(sites: ["alpha"], base: (demo, sha))
+        let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: fleet.fleet.manifestPath))) as! [String: Any]
+        // The built CLI, where the other user can run it; the fleet and a home, owned by that user.
+        let me = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+        let cli = fleet.directory + "/bin/fleet-images"
+        try FileManager.default.createDirectory(atPath: fleet.directory + "/bin", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: (me as NSString).deletingLastPathComponent + "/fleet-images", toPath: cli)
+        try FileManager.default.createDirectory(atPath: fleet.directory + "/home", withIntermediateDirectories: true)
+        let operatorID = "65534"
+        try runTool("chown", ["-R", "\(operatorID):\(operatorID)", fleet.directory])
+        chmod(fleet.directory, 0o755)
+        var socket = stat()
+        try #require(stat("/var/run/docker.sock", &socket) == 0, "no /var/run/docker.sock")
+        let result = try DiskImageShell.run(
+            ["setpriv", "--reuid=\(operatorID)", "--regid=\(operatorID)", "--groups=\(socket.st_gid)", "--",
+             cli, "build", "--manifest", fleet.fleet.manifestPath, "--parallel", "1", "--json"],
+            environment: ["HOME": fleet.directory + "/home"], allowFailure: true)
+        #expect(result.status == 0, "\(result.error)\n\(result.text)")
+        let images = Self.images(under: fleet.directory).filter { $0.hasSuffix("/alpha.img") && !$0.contains("/.fleet-images/") }
+        let image = try #require(images.first, "no image placed: \(result.error)")
+        var info = stat()
+        #expect(stat(image, &info) == 0 && info.st_uid == 65534, "owned by \(info.st_uid)")
+        #expect(info.st_mode & 0o777 == 0o640)
+        let verify = try runTool("openssl", ["dgst", "-sha256", "-verify", fleet.directory + "/keys/signing.pub.pem", "-signature", image + ".sig", image])
+        #expect(verify.contains("Verified OK"))
+        let logs = try runTool("sh", ["-c", "cat \"$1\"/.fleet-images/logs/run-*/alpha.log", "sh", fleet.directory])
+        #expect(logs.contains("belongs to uid 0, not to this user (65534)"), "\(logs.suffix(2000))")
+        #expect(try runTool("docker", ["ps", "-aq", "--filter", "label=fleet-images.variant=alpha", "--filter", "label=fleet-images.fleet=\(manifest["fleet"] as? String ?? "")"]).isEmpty)
+    }
+
     @Test("never more containers of the run alive than --parallel")
     func parallelLimit() async throws {
         let fleet = try Fleet(sites: ["s1", "s2", "s3", "s4"], variables: ["fleet_images_test_sleep": "2"])

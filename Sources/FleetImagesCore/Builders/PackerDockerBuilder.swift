@@ -207,7 +207,50 @@ public struct PackerDockerBuilder: ImageBuilder {
             throw BuildFailure("packer finished but \(produced) does not exist; check image_path in the template")
         }
         log("packer wrote \(produced)")
-        return produced
+        return try await takeOwnership(of: produced, directory: directory, label: label, log: log)
+    }
+
+    /// The image Packer made belongs to the container's root (unless the engine is rootless):
+    /// an operator who is not root could rename it but not set its mode or sign it in place. It
+    /// is handed to the operator by a short container of the same image (`chown`, no network);
+    /// where that cannot work (an engine remapping user ids) it is copied into a file the
+    /// operator owns (sparse: only data) and the original removed. Returns the path to use.
+    func takeOwnership(of produced: String, directory: String, label: String, log: BuildLog) async throws -> String {
+        var info = stat()
+        guard stat(produced, &info) == 0 else {
+            throw BuildFailure("cannot stat \(produced): \(String(cString: strerror(errno)))")
+        }
+        let uid = geteuid(), gid = getegid()
+        if info.st_uid == uid { return produced }
+        let relative = String(produced.dropFirst(directory.count + 1))
+        let name = containerName(for: label) + "-chown"
+        let arguments = ["run", "--rm", "--name", name, "--network", "none", "--entrypoint", "chown",
+                         "--label", "fleet-images.run=\(runToken)", "--label", "fleet-images.variant=\(label)",
+                         "--label", "fleet-images.fleet=\(renderer.manifest.fleet)",
+                         "-v", "\(directory):/build", imageID, "\(uid):\(gid)", "/build/" + relative]
+        log("the image belongs to uid \(info.st_uid), not to this user (\(uid)): docker \(arguments.joined(separator: " "))")
+        let docker = self.docker
+        let outcome = await Task { try? await docker.run(arguments, grace: .seconds(5)) }.value
+        try Task.checkCancellation()
+        if let outcome, outcome.succeeded, stat(produced, &info) == 0, info.st_uid == uid {
+            return produced
+        }
+        await removeContainer(name: name, label: label, stop: true, log: log)
+        log("chown in a container did not work (\(outcome?.output.trimmingCharacters(in: .whitespacesAndNewlines) ?? "no output")); copying the image into a file of this user instead")
+        let copy = produced + ".own"
+        do {
+            let method = try SparseCopy.copy(from: produced, to: copy)
+            log("copied \(produced) (\(method.rawValue))")
+        } catch {
+            unlink(copy)
+            throw BuildFailure("the image Packer made (\(produced)) belongs to uid \(info.st_uid) and cannot be read to copy it: \(error). Run fleet-images as the engine's user, or make the engine write files this user can read")
+        }
+        guard unlink(produced) == 0 || errno == ENOENT else {
+            let reason = String(cString: strerror(errno))
+            unlink(copy)
+            throw BuildFailure("cannot remove \(produced) after copying it: \(reason)")
+        }
+        return copy
     }
 
     /// Stops (with `stop`), kills and removes the container, then removes anything still labelled
