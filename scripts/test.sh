@@ -3,16 +3,15 @@
 # The packer-docker tests need a Docker engine: this installs Debian's docker.io and starts
 # dockerd when none answers (it needs root or sudo for that). Without one they are skipped
 # with a message, except under CI=true, where a missing engine is an error.
-# The boot tests (DeviceBootTests) run with FLEET_IMAGES_BOOT_TESTS=1 (default 0 until they have
-# passed on the CI machine; see scripts/testbed). They need the arm64 test bases of scripts/testbed
-# (built once from Debian's packages, then cached: tens of minutes cold, seconds warm) and qemu;
-# with it set, this installs the tools, registers qemu's arm64 handler with binfmt_misc (root) and
-# builds the bases in the background while Swift builds and every other test runs, then runs the
-# boot tests. When that is impossible the boot tests are skipped with a message, except under
+# The boot tests (DeviceBootTests) run by default; FLEET_IMAGES_BOOT_TESTS=0 leaves them out (a
+# quick local run). They need the arm64 test bases of scripts/testbed (built once from Debian's
+# packages, then cached: about half an hour cold, seconds warm) and qemu; this installs the tools,
+# registers qemu's arm64 handler with binfmt_misc (root) and builds the bases in the background
+# while Swift builds and every other test runs, then runs the boot tests. When that is impossible the boot tests are skipped with a message, except under
 # CI=true, where that is an error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-boot_tests=${FLEET_IMAGES_BOOT_TESTS:-0}
+boot_tests=${FLEET_IMAGES_BOOT_TESTS:-1}
 base_pids=()
 unset FLEET_IMAGES_BOOT_TESTS
 FLEET_IMAGES_WITH_DOCKER=1 FLEET_IMAGES_WITH_TESTBED=$boot_tests scripts/install-deps.sh
@@ -49,7 +48,7 @@ boot_tests_unavailable() {
   echo "warning: $1; the boot tests will be skipped" >&2
 }
 if [ "$boot_tests" != 1 ]; then
-  echo "note: the boot tests are off (FLEET_IMAGES_BOOT_TESTS=1 scripts/test.sh runs them)" >&2
+  echo "note: the boot tests are off (FLEET_IMAGES_BOOT_TESTS=$boot_tests; 1 or unset runs them)" >&2
 elif [ "$(id -u)" -ne 0 ]; then
   boot_tests_unavailable "not root: the test bases keep real file owners, and qemu's arm64 handler must be registered"
 else
