@@ -7,8 +7,8 @@
 # quick local run). They need the arm64 test bases of scripts/testbed (built once from Debian's
 # packages, then cached: about half an hour cold, seconds warm) and qemu; this installs the tools,
 # registers qemu's arm64 handler with binfmt_misc (root) and builds the bases in the background
-# while Swift builds and every other test runs, then runs the boot tests. When that is impossible the boot tests are skipped with a message, except under
-# CI=true, where that is an error.
+# while Swift builds and every other test runs, then runs the boot tests. When that is impossible
+# the boot tests are skipped with a message, except under CI=true, where that is an error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 boot_tests=${FLEET_IMAGES_BOOT_TESTS:-1}
