@@ -24,8 +24,10 @@ struct PackerDockerBuilderTests {
         let fleet: TestFleet
         let sites: [String]
 
+        /// `variables` are the template's defaults; `builderVariables` is the manifest's
+        /// `builder.variables` (each name is declared in the template too).
         init(sites: [String], behaviours: [String: String] = [:], variables: [String: String] = [:], mode: String = "per-variant",
-             base: (file: String, sha256: String)? = nil) throws {
+             base: (file: String, sha256: String)? = nil, builderVariables: [String: Any] = [:]) throws {
             fleet = try TestFleet(sites: sites)
             self.sites = sites
             var baseSource = "base/base.img"
@@ -38,6 +40,7 @@ struct PackerDockerBuilderTests {
             try fleet.write("variants/common/set_os.sh", "#!/bin/sh\ntouch /boot/firmware/ssh\n", mode: 0o755)
             var allVariables = ["fleet_images_test_behaviour": "ok"]
             allVariables.merge(variables) { $1 }
+            for name in builderVariables.keys where allVariables[name] == nil { allVariables[name] = "" }
             let variableJSON = allVariables.sorted { $0.key < $1.key }.map { "\"\($0.key)\": \"\($0.value)\"" }.joined(separator: ", ")
             try fleet.write("variants/common/standin.json", """
             {
@@ -68,7 +71,8 @@ struct PackerDockerBuilderTests {
             try fleet.writeManifest(sites: sites) { manifest in
                 manifest["base_image"] = ["source": baseSource, "sha256": baseSHA, "arch": "arm64"]
                 manifest["builder"] = ["type": "packer-docker", "image": PackerDockerBuilderTests.standin,
-                                       "template": "variants/common/standin.json", "docker_args": [String](), "mode": mode]
+                                       "template": "variants/common/standin.json", "docker_args": [String](), "mode": mode,
+                                       "variables": builderVariables]
                 var entries = manifest["sites"] as! [[String: Any]]
                 for index in entries.indices {
                     let site = entries[index]["id"] as! String
@@ -180,6 +184,38 @@ struct PackerDockerBuilderTests {
         let cacheLog = try String(contentsOfFile: fleet.state + "/cache/packer/standin.log", encoding: .utf8)
         #expect(cacheLog.split(separator: "\n").count == 2)
         // Keys live in the context only for the build: nothing is left in work/.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: fleet.state + "/work").isEmpty)
+    }
+
+    @Test("template variables reach Packer through a 0600 var-file; the secret one is on no command line, in no log, record or provenance")
+    func variablesReachPacker() async throws {
+        let secret = "$6$fleetsalt$" + String(repeating: "Zq9", count: 28)
+        let fleet = try Fleet(sites: ["alpha"], builderVariables: ["image_label": "nightly-7", "pi_password_hash": ["env": "FLEET_TEST_PI_HASH"]])
+        var settings = PackerDockerBuilder.Settings()
+        settings.startInterval = .milliseconds(200)
+        settings.pullIfMissing = false
+        settings.environment = ["FLEET_TEST_PI_HASH": secret]
+        var options = BuildOptions(manifestPath: fleet.fleet.manifestPath, parallel: 1, commandLine: "test", environment: ["FLEET_TEST_PI_HASH": secret])
+        options.timeoutSeconds = 120
+        let chosen = settings
+        let runner = BuildRunner(options: options, makeBuilder: { manifest, state in
+            try await PackerDockerBuilder.prepare(manifest: manifest, state: state, settings: chosen)
+        }, detectOS: { _, _, _, _ in .testBookworm })
+        let summary = try await runner.run()
+        #expect(summary.status == .succeeded, "\(summary.variants.map { "\($0.variant): \($0.error ?? "")" })")
+        let result = try #require(summary.variants.first)
+        let image = try #require(result.image)
+        // What Packer read, as the stand-in saw it inside the container.
+        let values = try PackerDockerTemplateTests.object(try runTool("tar", ["-xOf", image, "./fleet-images-standin/var-file"]))
+        #expect(values == ["image_label": .string("nightly-7"), "pi_password_hash": .string(secret)])
+        #expect(try runTool("tar", ["-xOf", image, "./fleet-images-standin/var-file.mode"]).trimmingCharacters(in: .whitespacesAndNewlines) == "600")
+        let log = try String(contentsOfFile: try #require(result.log), encoding: .utf8)
+        #expect(log.contains("build -machine-readable -var-file=fleet-images.vars.json standin.json"))
+        // Recorded by name (and keyed digest) only; the value is nowhere but in the image.
+        let recorded = try runTool("sqlite3", [fleet.state + "/provenance.sqlite", "SELECT name || ' ' || digestKind FROM buildInput WHERE role = 'packer-variable' ORDER BY name"])
+        #expect(recorded.split(separator: "\n") == ["image_label sha256", "pi_password_hash hmac-sha256"])
+        let leaks = try runProcess("grep", ["-r", "-a", "-l", "-F", "--exclude=*.img", "Zq9Zq9Zq9", fleet.directory])
+        #expect(leaks.status == 1, "the secret is in \(leaks.stdout)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: fleet.state + "/work").isEmpty)
     }
 

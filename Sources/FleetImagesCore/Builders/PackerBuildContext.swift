@@ -40,6 +40,14 @@ public struct PackerBuildContext: Sendable {
     public var readOnlyMounts: [Mount]
     /// Things the operator should know (a qemu binary replaced, a provisioner dropped).
     public var notes: [String]
+    /// The var-file Packer reads (`-var-file=`), relative to the context; nil when the manifest
+    /// sets no template variables.
+    public var varFileName: String? = nil
+
+    /// Packer's arguments inside the container (the entrypoint runs `packer` with them).
+    public var packerArguments: [String] {
+        ["build", "-machine-readable"] + (varFileName.map { ["-var-file=" + $0] } ?? []) + [templateFileName]
+    }
 
     /// Writes the context into `directory` (created with mode 0700; must not exist yet or be empty).
     public func write(to directory: String) throws {

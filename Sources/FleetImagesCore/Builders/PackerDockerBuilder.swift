@@ -35,6 +35,8 @@ public struct PackerDockerBuilder: ImageBuilder {
         public var dockerArgs: [String]?
         /// Variables for the `docker` client on top of the inherited environment (`DOCKER_HOST`).
         public var dockerEnvironment: [String: String] = [:]
+        /// Where `builder.variables` given as `{"env": …}` are read; nil reads the process's.
+        public var environment: [String: String]?
 
         public init() {}
     }
@@ -57,6 +59,8 @@ public struct PackerDockerBuilder: ImageBuilder {
     /// Base mode's cache of built bases.
     public let baseCacheDirectory: String
     public let mode: BuilderSpec.PackerMode
+    /// The state's HMAC key (``StateSecretKey``): secret inputs of base mode's cache key.
+    let secretKey: [UInt8]
     let gate: DockerStartGate
     let baseImages = PackerBaseImageCache()
 
@@ -66,7 +70,7 @@ public struct PackerDockerBuilder: ImageBuilder {
         guard let reference = manifest.builder.image else {
             throw PackerDockerError.template("builder.image is not set", path: manifest.filePath)
         }
-        let renderer = try PackerTemplateRenderer.load(manifest: manifest)
+        let renderer = try PackerTemplateRenderer.load(manifest: manifest, environment: settings.environment ?? ProcessInfo.processInfo.environment)
         guard let docker = DockerCLI.find(environment: settings.dockerEnvironment) else { throw PackerDockerError.dockerMissing }
         let version = try await docker.run(["version", "--format", "{{.Server.Version}}"])
         guard version.succeeded else { throw PackerDockerError.daemonUnreachable(detail: version.output) }
@@ -94,7 +98,8 @@ public struct PackerDockerBuilder: ImageBuilder {
             imageDigest: digest, imageID: id, runToken: token, docker: docker, renderer: renderer, settings: settings,
             dockerArgs: settings.dockerArgs ?? manifest.builder.dockerArgs,
             packerCacheDirectory: state.cacheDirectory + "/packer", baseCacheDirectory: state.cacheDirectory + "/packer-base",
-            mode: manifest.builder.packerMode, gate: DockerStartGate(interval: settings.startInterval))
+            mode: manifest.builder.packerMode, secretKey: try StateSecretKey.loadOrCreate(inDirectory: state.directory),
+            gate: DockerStartGate(interval: settings.startInterval))
     }
 
     /// `(id, repository digests)` of a local image, or nil when there is none.
@@ -151,7 +156,7 @@ public struct PackerDockerBuilder: ImageBuilder {
         arguments += dockerArgs
         arguments += ["-v", "\(directory):/build", "-v", "\(packerCacheDirectory):\(PackerBuildContext.cacheMountPoint)"]
         for mount in context.readOnlyMounts { arguments += ["-v", "\(mount.host):\(mount.container):ro"] }
-        arguments += [imageID, "build", "-machine-readable", context.templateFileName]
+        arguments += [imageID] + context.packerArguments
 
         try await gate.waitForTurn()
         try Task.checkCancellation()
@@ -287,6 +292,9 @@ public struct PackerDockerBuilder: ImageBuilder {
         var identity = "fleet-images packer base v1\n" + (imageDigest ?? imageID) + "\n" + context.template
         for file in context.files {
             switch file.content {
+            case .bytes(let bytes) where file.secret:
+                // The var-file: its digest names the cached base, so it is keyed (see StateSecretKey).
+                identity += "\(file.path) hmac:\(Digest.hmacSHA256Hex(key: secretKey, message: bytes))\n"
             case .bytes(let bytes): identity += "\(file.path) \(Digest.sha256Hex(bytes))\n"
             case .copy(let source): identity += "\(file.path) \((try? Digest.sha256Hex(fileAt: source)) ?? "missing")\n"
             }

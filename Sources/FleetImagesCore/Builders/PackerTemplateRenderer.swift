@@ -30,11 +30,31 @@ public struct PackerTemplateRenderer: Sendable {
         case base
     }
 
+    /// A value of `builder.variables`, read from where the manifest says (never printed).
+    public struct Variable: Sendable {
+        public var name: String
+        public var value: Secret
+        public var secret: Bool
+
+        public init(name: String, value: Secret, secret: Bool) {
+            self.name = name
+            self.value = value
+            self.secret = secret
+        }
+    }
+
     public var manifest: Manifest
     /// The parsed template.
     public var template: JSONValue
     /// Absolute path of the template (its folder resolves the template's script paths).
     public var templatePath: String
+    /// The template variables the manifest sets: they go into ``varFileName`` (mode 0600, in the
+    /// build context; Packer reads it with `-var-file`), the secret ones are added to the
+    /// template's `sensitive-variables` so that Packer masks them in its output.
+    public var variables: [Variable] = []
+
+    /// The var-file in the build context, when the manifest sets variables.
+    public static let varFileName = "fleet-images.vars.json"
 
     /// Where a repository base image is mounted in the container.
     public static let baseMountFolder = "/fleet-images/base"
@@ -45,6 +65,25 @@ public struct PackerTemplateRenderer: Sendable {
         self.manifest = manifest
         self.template = template
         self.templatePath = templatePath
+    }
+
+    /// Reads and parses the manifest's template, and the values of `builder.variables` from
+    /// `environment` and the manifest's folder.
+    public static func load(manifest: Manifest, environment: [String: String]) throws -> PackerTemplateRenderer {
+        var renderer = try load(manifest: manifest)
+        let resolver = SecretResolver(manifest: manifest, environment: environment)
+        for variable in manifest.builder.variables {
+            switch resolver.packerVariable(variable) {
+            case .success(let value):
+                guard String(validating: value.unsafeBytes, as: UTF8.self) != nil else {
+                    throw PackerDockerError.template("the value of \(variable.name) is not UTF-8 text; Packer variables are strings", path: variable.path.description)
+                }
+                renderer.variables.append(Variable(name: variable.name, value: value, secret: variable.isSecret))
+            case .failure(let problem):
+                throw PackerDockerError.template(problem.description, path: variable.path.description)
+            }
+        }
+        return renderer
     }
 
     /// Reads and parses the manifest's template.
@@ -64,6 +103,15 @@ public struct PackerTemplateRenderer: Sendable {
             throw PackerDockerError.template("not valid JSON: \(error); fleet-images reads Packer's JSON templates, not HCL", path: path)
         }
         return PackerTemplateRenderer(manifest: manifest, template: value, templatePath: path)
+    }
+
+    /// The names under the template's `"variables"`, or nil when the template cannot be read or
+    /// parsed (``load(manifest:)`` reports that).
+    public static func declaredVariables(templateAt path: String) -> Set<String>? {
+        guard case .success(let bytes) = InputFile.read(path, shown: path, what: "the Packer template"),
+              case .object(let top)? = try? JSONValue.parse(Data(bytes)) else { return nil }
+        guard case .object(let variables)? = top["variables"] else { return [] }
+        return Set(variables.keys)
     }
 
     /// The qemu user-mode emulator packer-builder-arm copies into the chroot for `arch`.
@@ -244,9 +292,27 @@ public struct PackerTemplateRenderer: Sendable {
         }
         top["provisioners"] = .array(provisioners)
 
+        // The manifest's variables: values in a private var-file, secret names masked.
+        var varFile: String?
+        if !variables.isEmpty {
+            let declared: Set<String>
+            if case .object(let given)? = top["variables"] { declared = Set(given.keys) } else { declared = [] }
+            if let missing = variables.first(where: { !declared.contains($0.name) }) {
+                throw fail("builder.variables sets \"\(missing.name)\", which the template does not declare; declare it in the template's \"variables\"")
+            }
+            var sensitive = Set(PackerJSON.strings(top["sensitive-variables"]) ?? [])
+            for variable in variables where variable.secret { sensitive.insert(variable.name) }
+            if !sensitive.isEmpty { top["sensitive-variables"] = .array(sensitive.sorted().map { .string($0) }) }
+            var values: [String: JSONValue] = [:]
+            for variable in variables { values[variable.name] = .string(variable.value.unsafeString) }
+            files.append(.init(path: Self.varFileName, content: .bytes(Array(PackerJSON.render(.object(values)).utf8)),
+                               mode: 0o600, secret: true))
+            varFile = Self.varFileName
+        }
+
         let templateName = (templatePath as NSString).lastPathComponent
         return PackerBuildContext(templateFileName: templateName, template: PackerJSON.render(.object(top)), files: files,
-                                  imagePath: imagePath, readOnlyMounts: mounts, notes: notes)
+                                  imagePath: imagePath, readOnlyMounts: mounts, notes: notes, varFileName: varFile)
     }
 
     /// `prepare`, one `file` provisioner per destination (the last write wins, as in the inject

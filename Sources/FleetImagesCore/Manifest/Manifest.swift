@@ -77,6 +77,35 @@ public struct BuilderSpec: Sendable {
     public var template: String?
     public var dockerArgs: [String]
     public var packerMode: PackerMode
+    /// `builder.variables`: values for the template's user variables, in name order.
+    public var variables: [PackerVariable] = []
+}
+
+/// One of the Packer template's user variables set by the manifest (`builder.variables`). A
+/// plain value is written in the manifest; one from the environment or a file is a secret (a
+/// password hash, a token): it reaches Packer only through a 0600 var-file in the build context,
+/// is listed in the template's `sensitive-variables`, and only its name and an HMAC are recorded.
+public struct PackerVariable: Sendable, Equatable {
+    public enum Value: Sendable, Equatable {
+        case plain(String)
+        case environment(String)
+        case file(String)
+    }
+
+    public var name: String
+    public var value: Value
+    public var path: JSONPath
+
+    public var isSecret: Bool {
+        if case .plain = value { return false }
+        return true
+    }
+
+    /// What Packer accepts as a user variable's name.
+    public static func isName(_ text: String) -> Bool {
+        guard let first = text.utf8.first, Names.isAlnum(first) && !Names.isDigit(first) || first == UInt8(ascii: "_") else { return false }
+        return text.utf8.allSatisfy { Names.isAlnum($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") }
+    }
 }
 
 public struct OutputSpec: Sendable {

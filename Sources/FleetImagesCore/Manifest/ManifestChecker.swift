@@ -37,7 +37,14 @@ public struct ManifestChecker: Sendable {
             _ = requireFile(source, at: JSONPath.root.key("base_image").key("source"), what: "base image")
         }
         if manifest.builder.kind == .packerDocker, let template = manifest.builder.template {
-            _ = requireFile(template, at: JSONPath.root.key("builder").key("template"), what: "Packer template")
+            let templateOK = requireFile(template, at: JSONPath.root.key("builder").key("template"), what: "Packer template")
+            var unreadable = Set<String>()
+            for variable in manifest.builder.variables {
+                if case .file(let relative) = variable.value, !requireFile(relative, at: variable.path, what: "file of a template variable") {
+                    unreadable.insert(variable.name)
+                }
+            }
+            checkPackerVariables(template: templateOK ? template : nil, skipping: unreadable, &diagnostics)
         }
         checkSigning(&diagnostics)
 
@@ -95,6 +102,26 @@ public struct ManifestChecker: Sendable {
     }
 
     /// Why `relative` cannot be used as an input file, or nil when it can.
+    /// `builder.variables`: every value resolves (a secret's environment variable is set, its file
+    /// readable), and the template declares every name (Packer refuses an undeclared one only
+    /// once the container is up).
+    func checkPackerVariables(template: String?, skipping unreadable: Set<String>, _ diagnostics: inout Diagnostics) {
+        let variables = manifest.builder.variables
+        guard !variables.isEmpty else { return }
+        let resolver = SecretResolver(manifest: manifest, environment: environment)
+        for variable in variables where !unreadable.contains(variable.name) {
+            if case .failure(let problem) = resolver.packerVariable(variable) {
+                diagnostics.error(variable.path, problem.description)
+            }
+        }
+        guard let template, let declared = PackerTemplateRenderer.declaredVariables(templateAt: manifest.directory + "/" + template) else { return }
+        for variable in variables where !declared.contains(variable.name) {
+            let hint = Suggestion.closest(to: variable.name, among: declared.sorted()).map { " (did you mean \"\($0)\"?)" } ?? ""
+            diagnostics.error(JSONPath.root.key("builder").key("variables").key(variable.name),
+                              "the template \(template) declares no variable \"\(variable.name)\"\(hint); declare it in the template's \"variables\" or remove it here")
+        }
+    }
+
     func fileProblem(_ relative: String, what: String) -> String? {
         Self.fileProblem(relative, what: what, directory: manifest.directory)
     }

@@ -252,7 +252,7 @@ public enum ManifestReader {
             diagnostics.error(path, "required; use {\"type\": \"inject\"} for the embedded builder")
             return nil
         }
-        guard let reader = ObjectReader(value, at: path, knownKeys: ["type", "timeout", "image", "template", "docker_args", "mode"], diagnostics: &diagnostics) else { return nil }
+        guard let reader = ObjectReader(value, at: path, knownKeys: ["type", "timeout", "image", "template", "docker_args", "mode", "variables"], diagnostics: &diagnostics) else { return nil }
         var kind: BuilderKind?
         if let type = reader.string("type", required: true, diagnostics: &diagnostics) {
             kind = BuilderKind(rawValue: type.value)
@@ -277,7 +277,7 @@ public enum ManifestReader {
             }
         }
         if kind == .inject {
-            for key in ["image", "template", "docker_args", "mode"] where reader.has(key) {
+            for key in ["image", "template", "docker_args", "mode", "variables"] where reader.has(key) {
                 diagnostics.error(path.key(key), "only for the packer-docker builder; remove it or set \"type\": \"packer-docker\"")
             }
         }
@@ -297,9 +297,53 @@ public enum ManifestReader {
                 }
             }
         }
+        let variables = kind == .packerDocker ? readPackerVariables(reader, diagnostics: &diagnostics) : []
         guard let kind else { return nil }
         return BuilderSpec(kind: kind, timeoutSeconds: timeout, image: image?.value, template: template?.value,
-                           dockerArgs: dockerArgs?.value ?? BuilderSpec.defaultDockerArgs, packerMode: mode)
+                           dockerArgs: dockerArgs?.value ?? BuilderSpec.defaultDockerArgs, packerMode: mode,
+                           variables: variables)
+    }
+
+    /// `builder.variables`: `{"name": "value" | {"env": "NAME"} | {"file": "path"}}`.
+    static func readPackerVariables(_ builder: ObjectReader, diagnostics: inout Diagnostics) -> [PackerVariable] {
+        let path = builder.path.key("variables")
+        guard let value = builder.value("variables") else { return [] }
+        guard case .object(let entries) = value else {
+            diagnostics.error(path, "expected an object of the template's variables, e.g. {\"pi_password_hash\": {\"file\": \"secrets/pi.hash\"}}, found \(value.typeName)")
+            return []
+        }
+        var variables: [PackerVariable] = []
+        for name in entries.keys.sorted() {
+            let here = path.key(name)
+            guard PackerVariable.isName(name) else {
+                diagnostics.error(here, "\"\(name)\" is not a Packer variable name; use letters, digits, _ and -, starting with a letter or _")
+                continue
+            }
+            switch entries[name]! {
+            case .string(let text):
+                variables.append(PackerVariable(name: name, value: .plain(text), path: here))
+            case .object:
+                guard let source = ObjectReader(entries[name]!, at: here, knownKeys: ["env", "file"], diagnostics: &diagnostics) else { continue }
+                let env = source.string("env", diagnostics: &diagnostics)
+                let file = relativePath(source, "file", required: false, diagnostics: &diagnostics)
+                if let env, file != nil {
+                    diagnostics.error(env.path, "give either \"env\" or \"file\", not both")
+                } else if let env {
+                    if Names.isEnvironmentName(env.value) {
+                        variables.append(PackerVariable(name: name, value: .environment(env.value), path: env.path))
+                    } else {
+                        diagnostics.error(env.path, "\"\(env.value)\" is not an environment variable name")
+                    }
+                } else if let file {
+                    variables.append(PackerVariable(name: name, value: .file(file.value), path: file.path))
+                } else if !source.has("file") {
+                    diagnostics.error(here, "a secret variable needs \"env\" (an environment variable) or \"file\" (a file beside the manifest)")
+                }
+            default:
+                diagnostics.error(here, "expected a string, or {\"env\": NAME} or {\"file\": PATH} for a secret, found \(entries[name]!.typeName)")
+            }
+        }
+        return variables
     }
 
     static func readOutput(_ top: ObjectReader, diagnostics: inout Diagnostics) -> OutputSpec {

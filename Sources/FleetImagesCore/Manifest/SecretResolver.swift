@@ -36,6 +36,15 @@ public struct SecretResolver: Sendable {
         }
     }
 
+    /// A Packer template variable's value (`builder.variables`); a plain one as written.
+    public func packerVariable(_ variable: PackerVariable) -> Result<Secret, Problem> {
+        switch variable.value {
+        case .plain(let text): .success(Secret(text))
+        case .environment(let name): passphrase(.environment(name))
+        case .file(let relative): readSecretFile(relative)
+        }
+    }
+
     /// The crypt(3) hash a `user` logs in with. Like a passphrase it is never printed; it is
     /// checked for shape (``PasswordHashRules``), so a plain password in its place is refused.
     public func passwordHash(_ source: PasswordHashSource) -> Result<Secret, Problem> {

@@ -52,7 +52,7 @@ public struct Planner {
         var keyedDigests: [String: String] = [:]
         let resolver = SecretResolver(manifest: manifest, environment: environment)
         let base = baseImageIdentity()
-        let builder = builderIdentity()
+        let (builder, variableInputs) = try builderIdentity(resolver: resolver)
         var planned: [PlannedVariant] = []
         planned.reserveCapacity(variants.count)
 
@@ -78,7 +78,7 @@ public struct Planner {
                 }
             }
             let items = VariantContent.items(for: variant, manifest: manifest, os: os, secrets: secrets)
-            var inputs: [InputDigest] = keyInputs
+            var inputs: [InputDigest] = variableInputs + keyInputs
             var described: [CanonicalItem] = []
             for item in items {
                 var digest: InputDigest?
@@ -169,11 +169,32 @@ public struct Planner {
         /// Digest of every file beside the Packer template (the template itself, set_os.sh, …):
         /// editing any of them changes what Packer runs, so it rebuilds every variant.
         var templateFolder: [String: String]?
+        /// `builder.variables`: name → digest of the value (an HMAC for a secret one).
+        var variables: [String: String]?
     }
 
-    func builderIdentity() -> BuilderIdentity {
+    /// The builder's part of every variant's identity, and the inputs every variant records for
+    /// the template variables the manifest sets (names and digests, never values).
+    func builderIdentity(resolver: SecretResolver) throws -> (BuilderIdentity, [InputDigest]) {
         let b = manifest.builder
-        guard b.kind == .packerDocker else { return BuilderIdentity(kind: b.kind.rawValue) }
+        guard b.kind == .packerDocker else { return (BuilderIdentity(kind: b.kind.rawValue), []) }
+        var variableInputs: [InputDigest] = []
+        var variableDigests: [String: String] = [:]
+        for variable in b.variables {
+            let value: Secret
+            switch resolver.packerVariable(variable) {
+            case .success(let resolved): value = resolved
+            case .failure(let problem): throw Failure(description: "\(variable.path): \(problem)")
+            }
+            let input = value.withUnsafeBytes { raw in
+                let bytes = Array(raw.bindMemory(to: UInt8.self))
+                return variable.isSecret
+                    ? InputDigest(role: BuildInputRole.packerVariable.rawValue, name: variable.name, algorithm: "hmac-sha256", digest: Digest.hmacSHA256Hex(key: secretKey, message: bytes))
+                    : InputDigest(role: BuildInputRole.packerVariable.rawValue, name: variable.name, algorithm: "sha256", digest: Digest.sha256Hex(bytes))
+            }
+            variableInputs.append(input)
+            variableDigests[variable.name] = input.algorithm + ":" + input.digest
+        }
         var folderDigests: [String: String]?
         if let template = b.template {
             let folder = ((manifest.directory + "/" + template) as NSString).deletingLastPathComponent
@@ -186,8 +207,10 @@ public struct Planner {
             }
             folderDigests = digests
         }
-        return BuilderIdentity(kind: b.kind.rawValue, image: b.image, template: b.template, dockerArgs: b.dockerArgs,
-                               mode: b.packerMode.rawValue, templateFolder: folderDigests)
+        let identity = BuilderIdentity(kind: b.kind.rawValue, image: b.image, template: b.template, dockerArgs: b.dockerArgs,
+                                       mode: b.packerMode.rawValue, templateFolder: folderDigests,
+                                       variables: variableDigests.isEmpty ? nil : variableDigests)
+        return (identity, variableInputs)
     }
 
     struct CanonicalItem: Encodable {

@@ -92,6 +92,8 @@ public struct BuildInputRole: RawRepresentable, Codable, Sendable, Hashable, Com
     public static let baseImage: Self = "base-image"
     public static let builderImage: Self = "builder-image"
     public static let template: Self = "template"
+    /// A Packer template variable set by `builder.variables` (name and digest; never the value).
+    public static let packerVariable: Self = "packer-variable"
     public static let file: Self = "file"
     public static let manifest: Self = "manifest"
 }

@@ -20,7 +20,10 @@ public struct BuildRunner: Sendable {
                 detectOS: (@Sendable (Manifest, StateLocation, [Variant], @escaping @Sendable (String) -> Void) async throws -> DeviceOS)? = nil,
                 events: @escaping @Sendable (BuildEvent) -> Void = { _ in }) {
         self.options = options
-        self.makeBuilder = makeBuilder ?? BuildRunner.defaultBuilder
+        let environment = options.environment
+        self.makeBuilder = makeBuilder ?? { manifest, state in
+            try await BuildRunner.defaultBuilder(manifest, state: state, environment: environment)
+        }
         self.detectOS = detectOS ?? BuildRunner.defaultOSDetection
         self.events = events
     }
@@ -30,12 +33,15 @@ public struct BuildRunner: Sendable {
         try await DeviceOSResolver(manifest: manifest, cacheDirectory: state.cacheDirectory + "/base").resolve(for: variants, log: log)
     }
 
-    public static func defaultBuilder(_ manifest: Manifest, state: StateLocation) async throws -> any ImageBuilder {
+    /// The manifest's builder; `environment` is where the manifest's `env` sources are read.
+    public static func defaultBuilder(_ manifest: Manifest, state: StateLocation, environment: [String: String]) async throws -> any ImageBuilder {
         switch manifest.builder.kind {
         case .inject:
             return InjectBuilder()
         case .packerDocker:
-            return try await PackerDockerBuilder.prepare(manifest: manifest, state: state)
+            var settings = PackerDockerBuilder.Settings()
+            settings.environment = environment
+            return try await PackerDockerBuilder.prepare(manifest: manifest, state: state, settings: settings)
         }
     }
 
