@@ -13,6 +13,8 @@ import Testing
                 "set FLEET_IMAGES_DOCKER_TESTS=1 with a running dockerd to run the packer-docker tests"))
 struct PackerDockerBuilderTests {
     static let standin = "fleet-images-packer-standin:test"
+    /// What lets a container attach and mount loop devices here, short of --privileged.
+    static let loopDockerArgs = ["--cap-add", "SYS_ADMIN", "--device-cgroup-rule", "b 7:* rmw", "--device-cgroup-rule", "c 10:237 rmw", "-v", "/dev:/dev"]
 
     init() throws {
         try runTool(PackerDockerTemplateTests.packageRoot + "/scripts/make-packer-standin.sh", [Self.standin])
@@ -27,7 +29,7 @@ struct PackerDockerBuilderTests {
         /// `variables` are the template's defaults; `builderVariables` is the manifest's
         /// `builder.variables` (each name is declared in the template too).
         init(sites: [String], behaviours: [String: String] = [:], variables: [String: String] = [:], mode: String = "per-variant",
-             base: (file: String, sha256: String)? = nil, builderVariables: [String: Any] = [:]) throws {
+             base: (file: String, sha256: String)? = nil, builderVariables: [String: Any] = [:], dockerArgs: [String] = []) throws {
             fleet = try TestFleet(sites: sites)
             self.sites = sites
             var baseSource = "base/base.img"
@@ -71,7 +73,7 @@ struct PackerDockerBuilderTests {
             try fleet.writeManifest(sites: sites) { manifest in
                 manifest["base_image"] = ["source": baseSource, "sha256": baseSHA, "arch": "arm64"]
                 manifest["builder"] = ["type": "packer-docker", "image": PackerDockerBuilderTests.standin,
-                                       "template": "variants/common/standin.json", "docker_args": [String](), "mode": mode,
+                                       "template": "variants/common/standin.json", "docker_args": dockerArgs, "mode": mode,
                                        "variables": builderVariables]
                 var entries = manifest["sites"] as! [[String: Any]]
                 for index in entries.indices {
@@ -114,6 +116,9 @@ struct PackerDockerBuilderTests {
             builderSettings.startInterval = .milliseconds(200)
             builderSettings.stopGraceSeconds = 2
             builderSettings.pullIfMissing = false
+            // The stand-in runs no arm program: a registration of the test's own, so the check
+            // (HostBinfmtTests) passes whatever the host has.
+            builderSettings.binfmtDirectory = (try? HostBinfmtTests.goodFolder()) ?? HostBinfmt.defaultDirectory
         }
         let chosen = builderSettings
         // The fleet's base is a placeholder file (the stand-in never reads it): say which OS it stands for.
@@ -195,6 +200,7 @@ struct PackerDockerBuilderTests {
         settings.startInterval = .milliseconds(200)
         settings.pullIfMissing = false
         settings.environment = ["FLEET_TEST_PI_HASH": secret]
+        settings.binfmtDirectory = try HostBinfmtTests.goodFolder()
         var options = BuildOptions(manifestPath: fleet.fleet.manifestPath, parallel: 1, commandLine: "test", environment: ["FLEET_TEST_PI_HASH": secret])
         options.timeoutSeconds = 120
         let chosen = settings
@@ -278,10 +284,74 @@ struct PackerDockerBuilderTests {
         #expect(byID["bad"]?.error?.contains("the stand-in was told to fail") == true)
         #expect(byID["loopy"]?.status == .failed)
         #expect(byID["loopy"]?.error?.hasPrefix("no free loop device") == true, "\(byID["loopy"]?.error ?? "")")
+        let loopLog = try String(contentsOfFile: try #require(byID["loopy"]?.log), encoding: .utf8)
+        #expect(loopLog.components(separatedBy: "running this build once more").count == 2, "retried exactly once")
+        #expect(loopLog.components(separatedBy: "docker start --attach").count == 3)
         let badLog = try String(contentsOfFile: try #require(byID["bad"]?.log), encoding: .utf8)
         #expect(badLog.contains("ui,error,Build 'arm' errored"))
         let output = fleet.directory + "/build/images"
         #expect(Self.images(under: output).allSatisfy { $0.contains("/alpha/") })
+        #expect(try Self.containers(run: try #require(box.builder).runToken).isEmpty)
+    }
+
+    @Test("a build that lost a loop-device race runs once more and succeeds, saying so")
+    func loopDeviceRetry() async throws {
+        let fleet = try Fleet(sites: ["alpha"], behaviours: ["alpha": "loop-once"])
+        let box = BuilderBox()
+        let summary = try await Self.runner(fleet, parallel: 1, box: box).run()
+        let result = try #require(summary.variants.first)
+        #expect(result.status == .built, "\(result.error ?? "")")
+        let log = try String(contentsOfFile: try #require(result.log), encoding: .utf8)
+        #expect(log.contains("could not attach a loop device (losetup: /build/standin.img: failed to set up loop device: Device or resource busy)"))
+        #expect(log.contains("running this build once more"))
+        // Both containers ran with the host's binfmt registration, not the entrypoint's.
+        #expect(log.components(separatedBy: "-e SETUP_QEMU=false -v").count == 3)
+        #expect(try Self.containers(run: try #require(box.builder).runToken).isEmpty)
+    }
+
+    @Test("a remote daemon and a host that cannot run arm64 programs stop the run before it starts (exit 69)")
+    func hostRefusals() async throws {
+        let fleet = try Fleet(sites: ["alpha"])
+        var remote = PackerDockerBuilder.Settings()
+        remote.dockerEnvironment = ["DOCKER_HOST": "tcp://10.1.2.3:2375"]
+        remote.binfmtDirectory = try HostBinfmtTests.goodFolder()
+        do {
+            _ = try await Self.runner(fleet, parallel: 1, box: BuilderBox(), settings: remote).run()
+            Issue.record("the run started against a remote daemon")
+        } catch let error as BuildRunError {
+            guard case .unavailable(let message) = error else { Issue.record("\(error)"); return }
+            #expect(message.contains("tcp://10.1.2.3:2375") && message.contains("bind-mounts each variant's build context"))
+        }
+        var noQemu = PackerDockerBuilder.Settings()
+        noQemu.pullIfMissing = false
+        noQemu.binfmtDirectory = try HostBinfmtTests.folder(entries: ["qemu-aarch64": (true, "P", HostBinfmtTests.aarch64Magic)])
+        do {
+            _ = try await Self.runner(fleet, parallel: 1, box: BuilderBox(), settings: noQemu).run()
+            Issue.record("the run started without a usable binfmt registration")
+        } catch let error as BuildRunError {
+            guard case .unavailable(let message) = error else { Issue.record("\(error)"); return }
+            #expect(message.contains("lacks the F (fix-binary) flag"))
+        }
+        #expect(Self.images(under: fleet.directory + "/build/images").isEmpty)
+    }
+
+    @Test("a build killed mid-way (its cleanup cut by SIGKILL) leaves no loop device attached to its image",
+          .enabled(if: geteuid() == 0, "attaching loop devices needs root"))
+    func timeoutDetachesLoopDevices() async throws {
+        // The loop-device access packer-builder-arm gets, short of --privileged.
+        let fleet = try Fleet(sites: ["alpha"], behaviours: ["alpha": "hang-attached"], dockerArgs: Self.loopDockerArgs)
+        let box = BuilderBox()
+        let summary = try await Self.runner(fleet, parallel: 1, timeout: 15, box: box).run()
+        let result = try #require(summary.variants.first)
+        #expect(result.status == .failed && result.error?.contains("timed out after 15 s") == true, "\(result.error ?? "")")
+        let log = try String(contentsOfFile: try #require(result.log), encoding: .utf8)
+        // The stand-in's own output line (indented in the log, as all container output is).
+        let attached = try #require(log.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.first { $0.hasPrefix("attached /dev/loop") },
+                                    "the stand-in attached nothing:\n\(log.suffix(1500))")
+        let device = String(attached.dropFirst("attached ".count))
+        #expect(log.contains("left 1 loop device(s) attached to its image; detached \(device)"), "\(log.suffix(1500))")
+        let backing = "/sys/block/\((device as NSString).lastPathComponent)/loop/backing_file"
+        #expect(!FileManager.default.fileExists(atPath: backing), "\(device) is still attached")
         #expect(try Self.containers(run: try #require(box.builder).runToken).isEmpty)
     }
 

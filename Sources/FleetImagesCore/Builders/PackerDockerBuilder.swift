@@ -1,4 +1,5 @@
 import Foundation
+import Subprocess
 
 /// The `packer-docker` builder: runs packer-builder-arm (the seed project's builder) in a real
 /// Docker engine, one container per variant, several at once.
@@ -27,8 +28,10 @@ public struct PackerDockerBuilder: ImageBuilder {
     public struct Settings: Sendable {
         /// Time between two container starts (see ``DockerStartGate``).
         public var startInterval: Duration = .seconds(5)
-        /// `docker stop -t`: how long Packer may clean up (unmount, detach loop devices) before SIGKILL.
-        public var stopGraceSeconds = 10
+        /// `docker stop -t`: how long Packer may clean up (unmount, detach loop devices) before
+        /// SIGKILL. packer-builder-arm's cleanup unmounts every partition and detaches the loop
+        /// device; on a loaded host with several builds stopping at once that takes tens of seconds.
+        public var stopGraceSeconds = 60
         /// Pull the image when it is not on the machine.
         public var pullIfMissing = true
         /// The builder image's `docker_args`; nil takes the manifest's.
@@ -37,6 +40,8 @@ public struct PackerDockerBuilder: ImageBuilder {
         public var dockerEnvironment: [String: String] = [:]
         /// Where `builder.variables` given as `{"env": …}` are read; nil reads the process's.
         public var environment: [String: String]?
+        /// Where the host's binfmt_misc registrations are read (``HostBinfmt``).
+        public var binfmtDirectory = HostBinfmt.defaultDirectory
 
         public init() {}
     }
@@ -72,8 +77,13 @@ public struct PackerDockerBuilder: ImageBuilder {
         }
         let renderer = try PackerTemplateRenderer.load(manifest: manifest, environment: settings.environment ?? ProcessInfo.processInfo.environment)
         guard let docker = DockerCLI.find(environment: settings.dockerEnvironment) else { throw PackerDockerError.dockerMissing }
+        let endpoint = try await daemonEndpoint(docker: docker, environment: settings.dockerEnvironment)
+        if !isLocal(endpoint: endpoint) { throw PackerDockerError.remoteDaemon(endpoint: endpoint) }
         let version = try await docker.run(["version", "--format", "{{.Server.Version}}"])
         guard version.succeeded else { throw PackerDockerError.daemonUnreachable(detail: version.output) }
+        if case .failure(let problem) = HostBinfmt.check(arch: manifest.baseImage.arch, directory: settings.binfmtDirectory) {
+            throw problem
+        }
 
         var inspected = try await inspect(reference, docker: docker)
         if inspected == nil && settings.pullIfMissing {
@@ -100,6 +110,24 @@ public struct PackerDockerBuilder: ImageBuilder {
             packerCacheDirectory: state.cacheDirectory + "/packer", baseCacheDirectory: state.cacheDirectory + "/packer-base",
             mode: manifest.builder.packerMode, secretKey: try StateSecretKey.loadOrCreate(inDirectory: state.directory),
             gate: DockerStartGate(interval: settings.startInterval))
+    }
+
+    /// The daemon the client talks to: the current context's endpoint (which is DOCKER_HOST
+    /// when that is set), or DOCKER_HOST itself for a client without contexts.
+    static func daemonEndpoint(docker: DockerCLI, environment: [String: String]) async throws -> String {
+        let inspected = try await docker.run(["context", "inspect", "--format", "{{.Endpoints.docker.Host}}"])
+        let endpoint = inspected.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        if inspected.succeeded, !endpoint.isEmpty, !endpoint.contains("\n") { return endpoint }
+        return environment["DOCKER_HOST"] ?? ProcessInfo.processInfo.environment["DOCKER_HOST"] ?? "unix:///var/run/docker.sock"
+    }
+
+    /// A daemon on this machine: a Unix socket, a file descriptor, or TCP to a loopback address.
+    static func isLocal(endpoint: String) -> Bool {
+        if endpoint.hasPrefix("unix://") || endpoint.hasPrefix("fd://") || endpoint.hasPrefix("/") { return true }
+        guard endpoint.hasPrefix("tcp://") || endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://"),
+              let host = URLComponents(string: endpoint.hasPrefix("tcp://") ? "http://" + endpoint.dropFirst(6) : endpoint)?.host else { return false }
+        let bare = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        return bare == "localhost" || bare == "::1" || bare.hasPrefix("127.")
     }
 
     /// `(id, repository digests)` of a local image, or nil when there is none.
@@ -143,17 +171,48 @@ public struct PackerDockerBuilder: ImageBuilder {
     }
 
     /// Runs one container over a written context; returns the absolute path of the image it made.
+    /// A build that failed because packer-builder-arm could not attach a loop device (another
+    /// build took the one `losetup --find` offered it: the lookup and the attach are two steps)
+    /// runs once more, and its log says so.
     func runPacker(context: PackerBuildContext, directory: String, label: String, log: BuildLog) async throws -> String {
         do {
             try FileManager.default.createDirectory(atPath: packerCacheDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
         } catch {
             throw BuildFailure("cannot create the shared Packer cache \(packerCacheDirectory): \(error.localizedDescription)")
         }
+        var state = try await runContainer(context: context, directory: directory, label: label, log: log)
+        if state.status != 0, let problem = state.monitor.loopDeviceProblem {
+            log("packer-builder-arm could not attach a loop device (\(problem.trimmingCharacters(in: .whitespaces))): another build probably took the one it found free; running this build once more")
+            state = try await runContainer(context: context, directory: directory, label: label, log: log)
+        }
+        guard state.status == 0 else {
+            throw BuildFailure(state.monitor.failureMessage(status: state.status), exitCode: state.status)
+        }
+        var produced = directory + "/" + context.imagePath
+        if let artifact = state.monitor.artifactFiles.first {
+            let relative = artifact.hasPrefix("/build/") ? String(artifact.dropFirst(7)) : artifact
+            if !relative.hasPrefix("/") { produced = directory + "/" + relative }
+        }
+        guard FileManager.default.fileExists(atPath: produced) else {
+            throw BuildFailure("packer finished but \(produced) does not exist; check image_path in the template")
+        }
+        log("packer wrote \(produced)")
+        return try await takeOwnership(of: produced, directory: directory, label: label, log: log)
+    }
+
+    /// One container run: create, start attached, remove. Returns its exit status (137 when the
+    /// client lost it) and what its output said; throws on cancellation (after stopping it and
+    /// detaching what it left attached) and when Docker cannot be run at all.
+    func runContainer(context: PackerBuildContext, directory: String, label: String, log: BuildLog) async throws -> (status: Int32, monitor: PackerOutputMonitor) {
         let name = containerName(for: label)
         var arguments = ["create", "--rm", "--name", name,
                          "--label", "fleet-images.run=\(runToken)", "--label", "fleet-images.variant=\(label)",
                          "--label", "fleet-images.fleet=\(renderer.manifest.fleet)"]
         arguments += dockerArgs
+        // After docker_args, so it wins: the host's binfmt registration (checked in prepare) runs
+        // the image's programs; an entrypoint that re-registered it at every start would pull it
+        // from under the builds running beside this one.
+        arguments += ["-e", "SETUP_QEMU=false"]
         arguments += ["-v", "\(directory):/build", "-v", "\(packerCacheDirectory):\(PackerBuildContext.cacheMountPoint)"]
         for mount in context.readOnlyMounts { arguments += ["-v", "\(mount.host):\(mount.container):ro"] }
         arguments += [imageID] + context.packerArguments
@@ -189,30 +248,76 @@ public struct PackerDockerBuilder: ImageBuilder {
                 if let phase = monitor.consume(line) { log("packer: \(phase)") }
             }
         } catch {
-            await removeContainer(name: name, label: label, stop: true, log: log)
+            await stopAndDetach(name: name, label: label, image: directory + "/" + context.imagePath, directory: directory, log: log)
             if Task.isCancelled || error is CancellationError { throw CancellationError() }
             throw BuildFailure("cannot run \(docker.executable): \(error)")
         }
         if Task.isCancelled {
-            await removeContainer(name: name, label: label, stop: true, log: log)
-            log("container \(name) stopped and removed")
+            await stopAndDetach(name: name, label: label, image: directory + "/" + context.imagePath, directory: directory, log: log)
             throw CancellationError()
         }
         await removeContainer(name: name, label: label, stop: false, log: log)
-        let state = monitor.snapshot()
-        guard let status, status == 0 else {
-            throw BuildFailure(state.failureMessage(status: status ?? 137), exitCode: status)
+        return (status ?? 137, monitor.snapshot())
+    }
+
+    /// A build cut short (timeout, SIGTERM): stop the container with the grace packer-builder-arm
+    /// needs to unmount and detach, then detach any loop device still backed by the variant's
+    /// image (a cleanup cut by SIGKILL leaves them, and the host runs out), saying so.
+    func stopAndDetach(name: String, label: String, image: String, directory: String, log: BuildLog) async {
+        await removeContainer(name: name, label: label, stop: true, log: log)
+        log("container \(name) stopped and removed")
+        guard FileManager.default.fileExists(atPath: image) else { return }
+        let detached: [String]
+        if geteuid() == 0, ToolAvailability.path(named: "losetup") != nil {
+            // Loop devices are the kernel's, not the container's: the host's losetup finds them by
+            // the image file's inode, which is the same through the bind mount.
+            detached = await Task { await Self.detachOnHost(image: image) }.value
+        } else {
+            guard let found = await detachInContainer(name: name, label: label, image: image, directory: directory, log: log) else { return }
+            detached = found
         }
-        var produced = directory + "/" + context.imagePath
-        if let artifact = state.artifactFiles.first {
-            let relative = artifact.hasPrefix("/build/") ? String(artifact.dropFirst(7)) : artifact
-            if !relative.hasPrefix("/") { produced = directory + "/" + relative }
+        if !detached.isEmpty {
+            log("the stopped build left \(detached.count) loop device(s) attached to its image; detached \(detached.joined(separator: " "))")
         }
-        guard FileManager.default.fileExists(atPath: produced) else {
-            throw BuildFailure("packer finished but \(produced) does not exist; check image_path in the template")
+    }
+
+    /// As root: `losetup -j IMAGE`, then `losetup -d` each. Returns the devices detached.
+    static func detachOnHost(image: String) async -> [String] {
+        func run(_ arguments: [String]) async -> (Int32?, String) {
+            let result = try? await Subprocess.run(.name("losetup"), arguments: Arguments(arguments), input: .none,
+                                                   output: .string(limit: 1 << 16), error: .combinedWithOutput)
+            guard let result else { return (nil, "") }
+            if case .exited(let code) = result.terminationStatus { return (code, result.standardOutput) }
+            return (nil, result.standardOutput)
         }
-        log("packer wrote \(produced)")
-        return try await takeOwnership(of: produced, directory: directory, label: label, log: log)
+        let (status, listing) = await run(["-n", "-O", "NAME", "-j", image])
+        guard status == 0 else { return [] }
+        var detached: [String] = []
+        for device in listing.split(whereSeparator: \.isWhitespace).map(String.init) where device.hasPrefix("/dev/loop") {
+            if await run(["-d", device]).0 == 0 { detached.append(device) }
+        }
+        return detached
+    }
+
+    /// For an operator who is not root: the same in a short container of the builder image with
+    /// the operator's docker_args (the /dev access packer-builder-arm had). Returns nil (after a
+    /// warning in the log) when that cannot be checked.
+    func detachInContainer(name: String, label: String, image: String, directory: String, log: BuildLog) async -> [String]? {
+        let relative = String(image.dropFirst(directory.count + 1))
+        let script = #"devices=$(losetup -n -O NAME -j "$1") || exit 3; for d in $devices; do losetup -d "$d" && echo "detached $d"; done"#
+        let arguments = ["run", "--rm", "--name", name + "-detach", "--network", "none", "--entrypoint", "/bin/sh",
+                         "--label", "fleet-images.run=\(runToken)", "--label", "fleet-images.variant=\(label)",
+                         "--label", "fleet-images.fleet=\(renderer.manifest.fleet)"]
+            + dockerArgs + ["-v", "\(directory):/build", imageID, "-c", script, "detach", "/build/" + relative]
+        let docker = self.docker
+        let outcome = await Task { try? await docker.run(arguments, grace: .seconds(5)) }.value
+        let output = outcome?.output.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        guard let outcome, outcome.succeeded else {
+            await removeContainer(name: name + "-detach", label: label, stop: true, log: log)
+            log("WARNING: could not check for loop devices left attached to \(image) (\(output.isEmpty ? "no output" : PackerDockerError.firstLine(output))); as root: losetup -j \(image), then losetup -d each")
+            return nil
+        }
+        return output.split(separator: "\n").filter { $0.hasPrefix("detached ") }.map { String($0.dropFirst("detached ".count)) }
     }
 
     /// The image Packer made belongs to the container's root (unless the engine is rootless):

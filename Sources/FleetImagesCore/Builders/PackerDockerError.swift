@@ -12,6 +12,10 @@ public enum PackerDockerError: Error, CustomStringConvertible, Sendable {
     case digestMismatch(image: String, found: [String])
     /// The Packer template cannot be used; `path` is the template file.
     case template(String, path: String)
+    /// The host cannot run the image's programs for the container (``HostBinfmt``); the message says how to fix it.
+    case hostEmulation(String)
+    /// The Docker client talks to a daemon on another machine, which cannot see the build context.
+    case remoteDaemon(endpoint: String)
 
     public var description: String {
         switch self {
@@ -31,6 +35,10 @@ public enum PackerDockerError: Error, CustomStringConvertible, Sendable {
             return "the builder image \(image) is pinned by digest, but the local image has \(found.isEmpty ? "no repository digest" : found.joined(separator: ", ")); remove it and pull it again by digest"
         case .template(let message, let path):
             return "\(path): \(message)"
+        case .hostEmulation(let message):
+            return message
+        case .remoteDaemon(let endpoint):
+            return "the Docker daemon is on another machine (\(endpoint), from DOCKER_HOST or the current docker context): packer-docker bind-mounts each variant's build context (template, claim key, files) from this machine's disk, and a remote daemon would mount a folder of its own machine instead; run fleet-images on the Docker host, or unset DOCKER_HOST (docker context use default)"
         }
     }
 

@@ -94,10 +94,10 @@ public struct PackerOutputMonitor: Sendable {
             return "no free loop device (\(loopDeviceProblem.trimmingCharacters(in: .whitespaces))); packer-builder-arm attaches each image to a loop device: free leftovers with `losetup -D` (as root), make more (`modprobe loop max_loop=64`), keep `-v /dev:/dev` in builder.docker_args, or lower --parallel"
         }
         if let binfmtProblem {
-            return "qemu is not registered with binfmt_misc (\(binfmtProblem.trimmingCharacters(in: .whitespaces))); the container must be --privileged so its entrypoint can register qemu-aarch64/qemu-arm (do not set SETUP_QEMU=false), or register them on the host (apt-get install qemu-user-static binfmt-support)"
+            return "qemu is not registered with binfmt_misc (\(binfmtProblem.trimmingCharacters(in: .whitespaces))); fleet-images runs the container with SETUP_QEMU=false, so the host's registration must run the image's programs: as root, apt-get install qemu-user-static (it registers qemu-aarch64 and qemu-arm with the F flag) and check /proc/sys/fs/binfmt_misc"
         }
         if let execFormatProblem {
-            return "a program in the image could not run (\(execFormatProblem.trimmingCharacters(in: .whitespaces))); the qemu binary does not match the image: check base_image.arch (arm64 → qemu-aarch64-static, armhf → qemu-arm-static)"
+            return "a program in the image could not run (\(execFormatProblem.trimmingCharacters(in: .whitespaces))); in packer-builder-arm's container no qemu binary is copied into the chroot (its entrypoint sets DONT_SETUP_QEMU=1), so the host's binfmt_misc entry for the image's architecture must have the F (fix-binary) flag: check `cat /proc/sys/fs/binfmt_misc/qemu-*` (flags: …F), re-register it with Debian's qemu-user-static, and check base_image.arch (arm64 or armhf) matches the image"
         }
         if status == 125 {
             return "docker could not run the builder container (exit 125): " + (tail.last(where: { !$0.isEmpty }) ?? "no output")

@@ -202,7 +202,7 @@ public struct PackerTemplateRenderer: Sendable {
             throw fail("no qemu binary is known for base_image.arch \"\(base.arch)\"")
         }
         if let given = PackerJSON.string(builder["qemu_binary_source_path"]), given != qemu {
-            notes.append("qemu_binary_source_path \(given) replaced by \(qemu): base_image.arch is \(base.arch)")
+            notes.append("qemu_binary_source_path \(given) replaced by \(qemu): base_image.arch is \(base.arch) (in packer-builder-arm's container, with DONT_SETUP_QEMU=1, the host's binfmt_misc entry runs the image's programs instead)")
         }
         builder["qemu_binary_source_path"] = .string(qemu)
         builder["qemu_binary_destination_path"] = .string(qemu)
@@ -211,6 +211,9 @@ public struct PackerTemplateRenderer: Sendable {
         if builder["image_build_method"] == nil { builder["image_build_method"] = .string("reuse") }
         if builder["image_type"] == nil { builder["image_type"] = .string("dos") }
         if builder["image_chroot_env"] == nil { builder["image_chroot_env"] = .array(Self.seedChrootEnvironment.map { .string($0) }) }
+        if let given = PackerJSON.strings(builder["image_chroot_env"]), given != Self.seedChrootEnvironment {
+            notes.append("image_chroot_env has no effect in packer-builder-arm's container: its entrypoint sets DONT_SETUP_QEMU=1, and then provisioners run with the container's environment; set variables in the shell provisioner's environment_vars instead")
+        }
 
         // Where the image is written, relative to /build.
         var imagePath = PackerJSON.string(builder["image_path"]) ?? "\(variantID).img"
