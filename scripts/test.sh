@@ -95,8 +95,9 @@ elif [ $# -gt 0 ]; then
   swift test --skip-build "$@"
 else
   # Everything else first, while the bases build; then the boot tests.
-  swift test --skip-build --skip DeviceBoot
+  # The real-flow packer tests use the bookworm base too, so they run with the boot tests.
+  swift test --skip-build --skip 'DeviceBoot|PackerRealFlow'
   if wait_for_bases; then
-    FLEET_IMAGES_BOOT_TESTS=1 swift test --skip-build --filter DeviceBoot
+    FLEET_IMAGES_BOOT_TESTS=1 swift test --skip-build --filter 'DeviceBoot|PackerRealFlow'
   fi
 fi

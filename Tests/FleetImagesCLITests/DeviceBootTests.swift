@@ -134,7 +134,9 @@ struct BootFleet {
     let keyFingerprint: String
     let work: String
 
-    init(_ label: String, suite: String, hostname: String, firstBoot: FirstBoot) throws {
+    /// `sites`: how many of the demo's sites the fleet keeps; `edit` changes the manifest last.
+    init(_ label: String, suite: String, hostname: String, firstBoot: FirstBoot, sites: Int = 1,
+         edit: (inout [String: Any]) -> Void = { _ in }) throws {
         self.suite = suite
         let base = try TestBed.base(suite)
         fleet = try DemoFleet("boot-\(label)")
@@ -167,7 +169,7 @@ struct BootFleet {
         manifest["fleet"] = "boot"
         manifest["base_image"] = ["source": "base/testbed-\(suite).img", "sha256": base.sha256, "arch": "arm64",
                                   "partitions": ["boot": 1, "root": 2]] as [String: Any]
-        manifest["sites"] = Array((manifest["sites"] as? [Any] ?? []).prefix(1))
+        manifest["sites"] = Array((manifest["sites"] as? [Any] ?? []).prefix(sites))
         manifest.removeValue(forKey: "matrix")
         var defaults = manifest["defaults"] as? [String: Any] ?? [:]
         defaults["hostname"] = hostname
@@ -189,6 +191,7 @@ struct BootFleet {
         }
         defaults["files"] = files
         manifest["defaults"] = defaults
+        edit(&manifest)
         try fleet.writeManifest(manifest)
     }
 

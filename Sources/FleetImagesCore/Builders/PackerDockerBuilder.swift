@@ -241,11 +241,32 @@ public struct PackerDockerBuilder: ImageBuilder {
             throw CancellationError()
         }
         log("docker start --attach \(name)")
-        let status: Int32?
-        do {
-            status = try await docker.stream(["start", "--attach", name]) { line in
+        // The attached client runs in a task of its own, which cancellation does not reach: on
+        // cancellation the container is stopped instead (SIGTERM, then SIGKILL after the grace),
+        // and the client keeps streaming until the container has exited, so the log shows
+        // Packer's cleanup (unmounting, detaching) as it happens.
+        let streaming = Task {
+            try await docker.stream(["start", "--attach", name]) { line in
                 log.output(line)
                 if let phase = monitor.consume(line) { log("packer: \(phase)") }
+            }
+        }
+        let grace = settings.stopGraceSeconds
+        let status: Int32?
+        do {
+            status = try await withTaskCancellationHandler {
+                try await streaming.value
+            } onCancel: {
+                Task {
+                    log("stopping container \(name) (docker stop -t \(grace): Packer cleans up, then SIGKILL)")
+                    // Repeated: a stop that came before `docker start` started the container found nothing to stop.
+                    for _ in 0..<5 {
+                        _ = try? await docker.run(["stop", "-t", String(grace), name], grace: .seconds(grace + 10))
+                        guard let running = try? await docker.run(["inspect", "--format", "{{.State.Running}}", name]),
+                              running.succeeded, running.output.trimmingCharacters(in: .whitespacesAndNewlines) == "true" else { return }
+                        try? await Task.sleep(for: .seconds(1))
+                    }
+                }
             }
         } catch {
             await stopAndDetach(name: name, label: label, image: directory + "/" + context.imagePath, directory: directory, log: log)
