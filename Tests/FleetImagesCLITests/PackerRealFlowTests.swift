@@ -125,6 +125,37 @@ extension CLITests {
             #expect(!FileManager.default.fileExists(atPath: fleet.fleet.output + "/zrh-lab/latest"))
         }
 
+        /// An operator who is not root (as contrib/fleet-images.service runs it, with the docker
+        /// group): the root-owned image the container made is handed over, signed and placed; the
+        /// loop device is gone.
+        @Test func nonRootOperator() throws {
+            let fleet = try Self.fleet("nonroot", sites: 1)
+            defer { fleet.remove() }
+            let directory = fleet.fleet.directory
+            let cli = directory + "/bin/fleet-images"
+            try FileManager.default.createDirectory(atPath: directory + "/bin", withIntermediateDirectories: true)
+            try tool("cp", [try CLILocation.executable(), cli])
+            try FileManager.default.createDirectory(atPath: directory + "/home", withIntermediateDirectories: true)
+            try tool("chown", ["-R", "65534:65534", directory])
+            chmod(directory, 0o755)
+            var socket = stat()
+            try #require(stat("/var/run/docker.sock", &socket) == 0, "no /var/run/docker.sock")
+            let outcome = try run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--groups=\(socket.st_gid)", "--", cli, "build"],
+                                  in: directory, environment: ["HOME": directory + "/home", "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"],
+                                  timeout: 1200)
+            #expect(outcome.exited && outcome.status == 0, "\(outcome)")
+            let image = fleet.fleet.output + "/zrh-lab/latest/zrh-lab.img"
+            var info = stat()
+            #expect(stat(image, &info) == 0 && info.st_uid == 65534 && info.st_mode & 0o777 == 0o640, "owner \(info.st_uid), mode \(String(info.st_mode & 0o777, radix: 8))")
+            let verify = try tool("openssl", ["dgst", "-sha256", "-verify", directory + "/keys/demo-signing.pub.pem", "-signature", image + ".sig", image])
+            #expect(verify.contains("Verified OK"))
+            let log = try #require(try Self.logs(fleet)["zrh-lab"])
+            #expect(log.contains("belongs to uid 0, not to this user (65534)"), "\(log.suffix(2000))")
+            Self.expectDetached(log, "zrh-lab")
+            #expect(try Self.fat(image, "cmdline.txt").contains("zswap.enabled=1"))
+            #expect(try tool("docker", ["ps", "-aq", "--filter", "label=fleet-images.fleet=boot"]).isEmpty)
+        }
+
         /// Base mode: one Packer run (set_os.sh in the chroot) makes the shared base; the inject
         /// builder writes each site's files into a copy.
         @Test func baseModeOnePackerRun() throws {
