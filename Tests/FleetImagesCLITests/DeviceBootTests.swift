@@ -210,8 +210,11 @@ struct BootFleet {
     func boot(_ image: String, copy: String, serial: String, reuse: Bool = false) throws -> ProbeReport {
         let card = work + "/card-\(copy).img"
         if !reuse { try TestBed.copy(image, to: card) }
-        let boots = (try? FileManager.default.contentsOfDirectory(atPath: work).filter { $0.hasPrefix("console-") }.count) ?? 0
-        return try TestBed.boot(card, serial: serial, label: "\(suite)-\(copy)-\(boots + 1)")
+        // A boot of its own in the console log's name (a card booted twice keeps both logs).
+        let marker = work + "/boots-\(copy)"
+        let boots = ((try? String(contentsOfFile: marker, encoding: .utf8)).flatMap { Int($0) } ?? 0) + 1
+        try String(boots).write(toFile: marker, atomically: true, encoding: .utf8)
+        return try TestBed.boot(card, serial: serial, label: "\(suite)-\(fleet.directory.suffix(8))-\(copy)-\(boots)")
     }
 
     /// What every configured device shows, whatever the format.
