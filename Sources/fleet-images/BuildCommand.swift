@@ -19,6 +19,7 @@ extension FleetImages {
         @OptionGroup var options: ManifestOptions
         @Option(help: "Build at most this many variants at once (1–64).") var parallel: Int = BuildOptions.defaultParallelism
         @Option(help: "Only variants whose id matches this shell pattern, e.g. 'zrh-*'.") var only: String?
+        @Option(help: "Only shard K of N, e.g. 2/8: a stable slice of the fleet by variant id (see `plan --shards`); an empty shard exits 0.") var shard: String?
         @Flag(help: "Rebuild variants that are up to date.") var force = false
         @Flag(help: "Stop launching builds after the first failure.") var failFast = false
         @Flag(help: "Decide what would be built, build nothing.") var dryRun = false
@@ -34,6 +35,7 @@ extension FleetImages {
                 throw ValidationError("--parallel must be 1 to 64 (got \(parallel)): each build holds a full image copy and a core")
             }
             if let timeout, Names.parseDuration(timeout) == nil { throw ValidationError("--timeout \(timeout): write a duration like 90s, 45m or 2h") }
+            if let shard, case .failure(let problem) = Shard.parse(shard) { throw ValidationError("--shard \(problem)") }
             if let waitLock, Names.parseDuration(waitLock) == nil { throw ValidationError("--wait-lock \(waitLock): write a duration like 90s, 45m or 2h") }
         }
 
@@ -41,6 +43,7 @@ extension FleetImages {
             var buildOptions = BuildOptions(manifestPath: options.manifest, statePath: state, parallel: parallel,
                                             commandLine: CommandLine.arguments.dropFirst().joined(separator: " "))
             buildOptions.only = only
+            buildOptions.shard = shard.flatMap { try? Shard.parse($0).get() }
             buildOptions.force = force
             buildOptions.failFast = failFast
             buildOptions.dryRun = dryRun

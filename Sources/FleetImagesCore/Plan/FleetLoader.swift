@@ -9,11 +9,15 @@ public enum FleetLoader {
         /// All variants, or those matching `--only`.
         public var variants: [Variant]
         public var diagnostics: [Diagnostic]
+        /// Every variant id of the fleet, before `--only` and `--shard` (shards are cut from these).
+        public var allVariantIDs: [String] = []
         public var hasErrors: Bool { diagnostics.contains { $0.severity == .error } }
     }
 
-    public static func load(manifestPath: String, environment: [String: String], only: String? = nil, now: Date = Date(),
-                            claimCache: ClaimCheckCache? = nil) -> Outcome {
+    /// `shard` keeps the variants of that slice of the whole fleet (``Shard``); `only` then
+    /// narrows them by id. An empty shard is not an error (a fleet smaller than its shard count).
+    public static func load(manifestPath: String, environment: [String: String], only: String? = nil, shard: Shard? = nil,
+                            now: Date = Date(), claimCache: ClaimCheckCache? = nil) -> Outcome {
         let (manifest, collected) = ManifestReader.readCollecting(path: manifestPath)
         let readDiagnostics = collected.items
         guard let manifest else {
@@ -32,14 +36,21 @@ public enum FleetLoader {
         let (variants, expansionDiagnostics) = Expansion.expand(manifest, overlays: overlays)
         var selected = variants
         var diagnostics = readDiagnostics + overlayDiagnostics + expansionDiagnostics
+        if let shard {
+            let kept = shard.select(variants.map(\.id))
+            selected = variants.filter { kept.contains($0.id) }
+        }
         if let only {
-            selected = variants.filter { Glob.matches(only, $0.id) }
-            if selected.isEmpty && !variants.isEmpty {
+            let candidates = selected
+            selected = candidates.filter { Glob.matches(only, $0.id) }
+            // A pattern that matches nothing in the fleet is a mistake; one whose matches are all in
+            // other shards is not.
+            if selected.isEmpty && !variants.isEmpty && !variants.contains(where: { Glob.matches(only, $0.id) }) {
                 diagnostics.append(Diagnostic(.error, at: "--only", "\"\(only)\" matches none of the \(variants.count) variants (e.g. \(variants.prefix(3).map(\.id).joined(separator: ", ")))"))
             }
         }
         diagnostics += ManifestChecker(manifest: manifest, environment: environment, now: now, claimCache: claimCache).check(selected)
-        return Outcome(manifest: manifest, variants: selected, diagnostics: diagnostics)
+        return Outcome(manifest: manifest, variants: selected, diagnostics: diagnostics, allVariantIDs: variants.map(\.id))
     }
 }
 

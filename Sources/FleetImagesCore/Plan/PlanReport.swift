@@ -71,10 +71,12 @@ public enum PlanReport {
         public var firstBootLayout: String?
         public var inputsDigest: String
         public var decision: String?
+        /// `K/N` when the plan was asked for shards (`--shard`, `--shards`).
+        public var shard: String?
         public var files: [FileEntryJSON]
 
         enum CodingKeys: String, CodingKey {
-            case id, site, matrix, region, hostname, decision, files, os, user
+            case id, site, matrix, region, hostname, decision, files, os, user, shard
             case initFormat = "init_format"
             case sshKeys = "ssh_keys"
             case firstBootCommand = "first_boot_command"
@@ -95,7 +97,7 @@ public enum PlanReport {
     }
 
     /// - Parameter decisions: per variant id, `build` or `up-to-date`, when the state is known.
-    public static func document(_ plan: Plan, decisions: [String: String] = [:]) -> Document {
+    public static func document(_ plan: Plan, decisions: [String: String] = [:], shards: [String: String] = [:]) -> Document {
         let manifest = plan.manifest
         let source: String = switch manifest.baseImage.source {
         case .path(let path): path
@@ -116,7 +118,7 @@ public enum PlanReport {
                     sshKeys: planned.inputs.filter { $0.role == "ssh-authorized-key" }.map(\.digest),
                     firstBootCommand: { if case .unit(let command, _)? = v.firstBoot?.mode { command } else { nil } }(),
                     firstBootLayout: v.firstBoot.map { $0.mode == .legacyHomePi ? "legacy-home-pi" : "unit" },
-                    inputsDigest: planned.inputsDigest, decision: decisions[v.id],
+                    inputsDigest: planned.inputsDigest, decision: decisions[v.id], shard: shards[v.id],
                     files: planned.items.map { item in
                         let (sourceText, key) = describe(item.source)
                         let digest = key.flatMap { digests[$0] }.map { "\($0.algorithm):\($0.digest)" }
@@ -126,14 +128,23 @@ public enum PlanReport {
             })
     }
 
-    public static func json(_ plan: Plan, decisions: [String: String] = [:]) throws -> String {
+    public static func json(_ plan: Plan, decisions: [String: String] = [:], shards: [String: String] = [:]) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(document(plan, decisions: decisions)), as: UTF8.self)
+        return String(decoding: try encoder.encode(document(plan, decisions: decisions, shards: shards)), as: UTF8.self)
     }
 
-    public static func text(_ plan: Plan, decisions: [String: String] = [:]) -> String {
-        let doc = document(plan, decisions: decisions)
+    /// A GitHub Actions matrix with one entry per shard: `{"include": [{"shard": "1/N"}, …]}`.
+    public static func githubMatrix(shards count: Int) throws -> String {
+        struct Entry: Encodable { var shard: String }
+        struct Matrix: Encodable { var include: [Entry] }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(Matrix(include: (1...count).map { Entry(shard: "\($0)/\(count)") })), as: UTF8.self)
+    }
+
+    public static func text(_ plan: Plan, decisions: [String: String] = [:], shards: [String: String] = [:]) -> String {
+        let doc = document(plan, decisions: decisions, shards: shards)
         var lines: [String] = []
         lines.append("fleet \(doc.fleet): \(doc.variants.count) variant\(doc.variants.count == 1 ? "" : "s"), builder \(doc.builder), base \(doc.baseImage.source) (\(doc.baseImage.digest))")
         lines.append("base image runs \(plan.os.summary)")
@@ -141,6 +152,7 @@ public enum PlanReport {
             lines.append("")
             var header = "\(v.id)"
             if let decision = v.decision { header += "  [\(decision)]" }
+            if let shard = v.shard { header += "  (shard \(shard))" }
             lines.append(header)
             var facts = ["site \(v.site)"]
             if !v.matrix.isEmpty { facts.append(v.matrix.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")) }

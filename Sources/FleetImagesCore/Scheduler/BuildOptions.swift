@@ -7,6 +7,8 @@ public struct BuildOptions: Sendable {
     /// At most this many variants build at once (1–64).
     public var parallel: Int
     public var only: String?
+    /// Only this slice of the fleet (``Shard``), before `only`.
+    public var shard: Shard?
     public var force = false
     public var failFast = false
     public var dryRun = false

@@ -60,10 +60,17 @@ public struct BuildRunner: Sendable {
             claimCache = ClaimCheckCache(path: early.claimCachePath, secretKey: key)
         }
         let outcome = FleetLoader.load(manifestPath: options.manifestPath, environment: options.environment, only: options.only,
-                                       claimCache: claimCache)
+                                       shard: options.shard, claimCache: claimCache)
         for warning in outcome.diagnostics where warning.severity == .warning { events(.note(warning.description)) }
         guard let manifest = outcome.manifest, !outcome.hasErrors else {
             throw BuildRunError.badInput(outcome.diagnostics.filter { $0.severity == .error }, nil)
+        }
+        if let shard = options.shard {
+            events(.note("shard \(shard): \(outcome.variants.count) of the fleet's \(outcome.allVariantIDs.count) variants"))
+            if outcome.variants.isEmpty {
+                // A fleet smaller than its shard count: this slice has nothing, which is not a failure.
+                return BuildSummary(runID: nil, status: .succeeded, variants: [], durationSeconds: Date().timeIntervalSince(started))
+            }
         }
         try? claimCache?.save()
         // The manifest's bytes as read now: edits made during the run do not affect it.
