@@ -9,5 +9,7 @@ for name in manifest scheduler noop inject e2e; do
     bench "$name" || status=1
     echo
 done
+FLEET_IMAGES_BENCH_NO_BUILD=1 Benchmarks/shard.sh || status=1
+echo
 Benchmarks/sign-throughput.sh "$(swift build -c release --show-bin-path)/fleet-images" || status=1
 exit $status
