@@ -44,8 +44,13 @@ extension CLITests {
             let plan = try fleet.json(["plan"])
             for entry in plan["variants"] as? [[String: Any]] ?? [] {
                 let id = entry["id"] as? String ?? "?"
-                let recorded = (try fleet.json(["show", id])["build"] as? [String: Any])?["inputs_digest"] as? String
+                let shown = try fleet.json(["show", id])
+                let recorded = (shown["build"] as? [String: Any])?["inputs_digest"] as? String
                 #expect(entry["inputs_digest"] as? String != nil && entry["inputs_digest"] as? String == recorded, "\(id): plan \(entry["inputs_digest"] ?? "nil"), recorded \(recorded ?? "nil")")
+                // The operator's SSH key is recorded as what it is: its OpenSSH fingerprint, as plan shows it.
+                let keys = (shown["inputs"] as? [[String: Any]] ?? []).filter { $0["role"] as? String == "ssh-authorized-key" }
+                #expect(!keys.isEmpty && keys.allSatisfy { $0["digest_kind"] as? String == "ssh-fingerprint" }, "\(id): \(keys)")
+                #expect(keys.compactMap { $0["digest"] as? String } == (entry["ssh_keys"] as? [String] ?? ["?"]))
             }
         }
 

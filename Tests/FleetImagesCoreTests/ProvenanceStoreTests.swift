@@ -12,7 +12,7 @@ struct ProvenanceStoreTests {
         try store.close()
 
         // Checked with the sqlite3 tool, not through GRDB.
-        #expect(try ProvenanceTool.sqlite(path, "SELECT identifier FROM grdb_migrations") == ["v1-runs-builds-inputs"])
+        #expect(try ProvenanceTool.sqlite(path, "SELECT identifier FROM grdb_migrations ORDER BY identifier") == ["v1-runs-builds-inputs", "v2-ssh-fingerprint-digests"])
         #expect(try ProvenanceTool.sqlite(path, "PRAGMA journal_mode") == ["wal"])
         let tables = try ProvenanceTool.sqlite(path, "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")
         #expect(tables.contains("run") && tables.contains("build") && tables.contains("buildInput"))
@@ -28,7 +28,7 @@ struct ProvenanceStoreTests {
         let store = try ProvenanceStore.open(at: path)
         #expect(try store.runs().isEmpty)
         try store.close()
-        #expect(try ProvenanceTool.sqlite(path, "SELECT count(*) FROM grdb_migrations") == ["1"])
+        #expect(try ProvenanceTool.sqlite(path, "SELECT count(*) FROM grdb_migrations") == ["2"])
     }
 
     @Test func reopeningKeepsTheDataAndDoesNotMigrateAgain() throws {
@@ -37,7 +37,41 @@ struct ProvenanceStoreTests {
         let ids = try ProvenanceFixture.populate(ProvenanceStore.open(at: path))
         let store = try ProvenanceStore.open(at: path)
         #expect(try store.runs().map(\.id) == [ids.run2, ids.run1])
-        #expect(try ProvenanceTool.sqlite(path, "SELECT count(*) FROM grdb_migrations") == ["1"])
+        #expect(try ProvenanceTool.sqlite(path, "SELECT count(*) FROM grdb_migrations") == ["2"])
+    }
+
+    /// A database written before v2 recorded SSH public keys as 'hmac-sha256'; opening it relabels
+    /// exactly those rows 'ssh-fingerprint' and keeps every other row as it was.
+    @Test func v2RelabelsSSHFingerprintsOfAnOlderDatabase() throws {
+        let folder = try ProvenanceTempDirectory()
+        let path = folder.file("v1.sqlite")
+        let queue = try DatabaseQueue(path: path)
+        try ProvenanceStore.migrator.migrate(queue, upTo: "v1-runs-builds-inputs")
+        try queue.write { db in
+            try db.execute(sql: """
+                INSERT INTO run (id, uuid, startedAt, status, commandLine, manifestPath, manifestSHA256, toolVersion, host, pid, parallelism)
+                    VALUES (1, 'u1', '2026-01-01 00:00:00', 'succeeded', 'build', '/f/fleet.json', 'aa', '0.1', 'h', 1, 1);
+                INSERT INTO build (id, runID, variantID, site, builder, inputsDigest, startedAt, status)
+                    VALUES (1, 1, 'zrh-lab', 'zrh-lab', 'inject', 'bb', '2026-01-01 00:00:00', 'succeeded');
+                INSERT INTO buildInput (buildID, role, name, digest, digestKind) VALUES
+                    (1, 'ssh-authorized-key', 'keys/op.pub#1', 'SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU', 'hmac-sha256'),
+                    (1, 'claim-private-key', 'certs/zrh-lab/claim.private.pem.key', 'cc', 'hmac-sha256'),
+                    (1, 'file', 'variants/common/config.yaml', 'dd', 'sha256');
+                """)
+        }
+        try queue.close()
+        let store = try ProvenanceStore.open(at: path)
+        let inputs = try store.inputs(buildID: 1)
+        try store.close()
+        #expect(inputs.map(\.digestKind) == [.sshFingerprint, .hmacSHA256, .sha256])
+        #expect(inputs.map(\.digest) == ["SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU", "cc", "dd"])
+        #expect(try ProvenanceTool.sqlite(path, "PRAGMA foreign_key_check") == [])
+        let indexes = try ProvenanceTool.sqlite(path, "SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='buildInput'")
+        #expect(indexes.contains("buildInput_on_buildID"))
+        // In the provenance document the key is a dependency by the SHA-256 its fingerprint encodes.
+        #expect(ProvenanceDocument.sha256Hex(sshFingerprint: "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU")
+                == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(ProvenanceDocument.sha256Hex(sshFingerprint: "MD5:aa:bb") == nil)
     }
 
     @Test func recordsAFullRunAndReadsItBack() throws {

@@ -64,6 +64,14 @@ public enum DigestKind: String, Codable, Sendable, CaseIterable, DatabaseValueCo
     case sha256
     /// HMAC-SHA-256 of the content under the local ``StateSecretKey``: for secrets.
     case hmacSHA256 = "hmac-sha256"
+    /// OpenSSH's fingerprint of a public key (`SHA256:` + unpadded base64 of the SHA-256 of the
+    /// key blob), as `ssh-keygen -l` prints it: for `ssh.authorized_keys`, which are not secret.
+    case sshFingerprint = "ssh-fingerprint"
+
+    /// The kind of a planned input's `algorithm` (``InputDigest``).
+    public init(algorithm: String) {
+        self = DigestKind(rawValue: algorithm) ?? .hmacSHA256
+    }
 }
 
 /// What an input is for. An open set: the well-known roles are constants; any other string is kept as is.

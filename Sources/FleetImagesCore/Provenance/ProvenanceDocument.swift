@@ -38,6 +38,16 @@ public struct ProvenanceDocument: Sendable, Equatable {
         var dependencies: [ResourceDescriptor] = []
         var secrets: [SecretInput] = []
         for input in inputs {
+            if input.digestKind == .sshFingerprint {
+                // A public key: a dependency like any other, by the SHA-256 of its key blob (what
+                // the fingerprint encodes), with the fingerprint as ssh-keygen prints it.
+                var dependency = ResourceDescriptor(
+                    name: input.name, uri: nil, digest: [:],
+                    annotations: ["role": .string(input.role.rawValue), "ssh_fingerprint": .string(input.digest)])
+                if let hex = Self.sha256Hex(sshFingerprint: input.digest) { dependency.digest = ["sha256": hex] }
+                dependencies.append(dependency)
+                continue
+            }
             guard input.digestKind == .sha256 else {
                 secrets.append(SecretInput(role: input.role.rawValue, name: input.name))
                 continue
@@ -95,6 +105,15 @@ public struct ProvenanceDocument: Sendable, Equatable {
 
     /// The DSSE Pre-Authentication Encoding that is actually signed:
     /// `"DSSEv1" SP LEN(type) SP type SP LEN(body) SP body`, lengths as ASCII decimal byte counts.
+    /// The hex SHA-256 an OpenSSH fingerprint (`SHA256:<unpadded base64>`) encodes, or nil.
+    static func sha256Hex(sshFingerprint: String) -> String? {
+        guard sshFingerprint.hasPrefix("SHA256:") else { return nil }
+        var text = String(sshFingerprint.dropFirst("SHA256:".count))
+        while text.count % 4 != 0 { text += "=" }
+        guard let bytes = Data(base64Encoded: text), bytes.count == 32 else { return nil }
+        return bytes.map { String(format: "%02x", $0) }.joined()
+    }
+
     public static func pae(payloadType: String, payload: [UInt8]) -> [UInt8] {
         let type = Array(payloadType.utf8)
         return Array("DSSEv1 \(type.count) ".utf8) + type + Array(" \(payload.count) ".utf8) + payload

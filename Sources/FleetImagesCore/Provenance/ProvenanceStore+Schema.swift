@@ -82,6 +82,33 @@ extension ProvenanceStore {
                 CREATE INDEX buildInput_on_buildID ON buildInput(buildID);
                 """)
         }
+        // SSH public keys were recorded with digestKind 'hmac-sha256' although their digest is
+        // OpenSSH's fingerprint: the CHECK gains 'ssh-fingerprint' (SQLite cannot alter a CHECK,
+        // so the table is rebuilt) and those rows say what they hold.
+        migrator.registerMigration("v2-ssh-fingerprint-digests") { db in
+            try db.execute(sql: """
+                CREATE TABLE buildInput_v2 (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    buildID INTEGER NOT NULL REFERENCES build(id) ON DELETE CASCADE,
+                    role TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    digest TEXT NOT NULL,
+                    digestKind TEXT NOT NULL CHECK (digestKind IN ('sha256', 'hmac-sha256', 'ssh-fingerprint')),
+                    url TEXT,
+                    certFingerprint TEXT,
+                    certSubject TEXT,
+                    certNotAfter DATETIME
+                );
+                INSERT INTO buildInput_v2 (id, buildID, role, name, digest, digestKind, url, certFingerprint, certSubject, certNotAfter)
+                    SELECT id, buildID, role, name, digest,
+                           CASE WHEN role = 'ssh-authorized-key' AND digest LIKE 'SHA256:%' THEN 'ssh-fingerprint' ELSE digestKind END,
+                           url, certFingerprint, certSubject, certNotAfter
+                    FROM buildInput;
+                DROP TABLE buildInput;
+                ALTER TABLE buildInput_v2 RENAME TO buildInput;
+                CREATE INDEX buildInput_on_buildID ON buildInput(buildID);
+                """)
+        }
         return migrator
     }
 }

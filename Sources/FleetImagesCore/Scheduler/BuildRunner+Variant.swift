@@ -228,7 +228,7 @@ extension BuildRunner {
                 certificate = CertificateSummary(fingerprint: info.sha256Fingerprint, subject: info.subject, notAfter: info.notAfter)
             }
             inputs.append(BuildInput(role: BuildInputRole(input.role), name: input.name, digest: input.digest,
-                                     digestKind: input.algorithm == "sha256" ? .sha256 : .hmacSHA256, certificate: certificate))
+                                     digestKind: DigestKind(algorithm: input.algorithm), certificate: certificate))
         }
         return inputs
     }
