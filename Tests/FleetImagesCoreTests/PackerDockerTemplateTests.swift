@@ -280,6 +280,15 @@ struct PackerDockerTemplateTests {
         #expect(monitor.failureMessage(status: 1) == "packer failed (exit 1): Build 'arm' errored: boom")
         _ = monitor.consume("losetup: /build/x.img: failed to set up loop device: No such file or directory")
         #expect(monitor.failureMessage(status: 1).hasPrefix("no free loop device"))
+
+        // What packer-builder-arm prints on a host kernel without vfat or without loop partition nodes.
+        for line in ["1702252800,,ui,error,mount: /tmp/x/boot/firmware: unknown filesystem type 'vfat'.",
+                     "1702252800,,ui,error,mount: /tmp/x: special device /dev/loop0p2 does not exist."] {
+            var mounting = PackerOutputMonitor()
+            _ = mounting.consume(line)
+            #expect(mounting.failureMessage(status: 1).hasPrefix("packer-builder-arm could not mount a partition of the image"))
+            #expect(mounting.failureMessage(status: 1).contains("max_part"))
+        }
     }
 
     @Test("the start gate spaces starts by its interval")

@@ -35,6 +35,8 @@ public struct PackerOutputMonitor: Sendable {
     public private(set) var binfmtProblem: String?
     public private(set) var execFormatProblem: String?
     public private(set) var capabilityProblem: String?
+    /// The host kernel cannot mount a partition of the image (no vfat driver, no partition nodes).
+    public private(set) var mountProblem: String?
     /// The last few raw lines, for a failure message when Packer said nothing itself.
     public private(set) var tail: [String] = []
 
@@ -53,6 +55,9 @@ public struct PackerOutputMonitor: Sendable {
             binfmtProblem = binfmtProblem ?? line
         }
         if lower.contains("exec format error") { execFormatProblem = execFormatProblem ?? line }
+        if lower.contains("unknown filesystem type") || lower.contains("special device") && lower.contains("does not exist") {
+            mountProblem = mountProblem ?? line
+        }
         if lower.contains("unable to apply caps") || lower.contains("operation not permitted") && lower.contains("oci runtime") {
             capabilityProblem = capabilityProblem ?? line
         }
@@ -98,6 +103,9 @@ public struct PackerOutputMonitor: Sendable {
         }
         if let execFormatProblem {
             return "a program in the image could not run (\(execFormatProblem.trimmingCharacters(in: .whitespaces))); in packer-builder-arm's container no qemu binary is copied into the chroot (its entrypoint sets DONT_SETUP_QEMU=1), so the host's binfmt_misc entry for the image's architecture must have the F (fix-binary) flag: check `cat /proc/sys/fs/binfmt_misc/qemu-*` (flags: …F), re-register it with Debian's qemu-user-static, and check base_image.arch (arm64 or armhf) matches the image"
+        }
+        if let mountProblem {
+            return "packer-builder-arm could not mount a partition of the image (\(mountProblem.trimmingCharacters(in: .whitespaces))): the mount happens in the host's kernel, which needs the vfat and ext4 drivers (modprobe vfat) and partition nodes for loop devices (load the loop module with max_part, e.g. modprobe loop max_part=31, or run udev); or use the inject builder, which needs neither"
         }
         if status == 125 {
             return "docker could not run the builder container (exit 125): " + (tail.last(where: { !$0.isEmpty }) ?? "no output")
