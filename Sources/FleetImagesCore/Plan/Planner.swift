@@ -186,12 +186,10 @@ public struct Planner {
             case .success(let resolved): value = resolved
             case .failure(let problem): throw Failure(description: "\(variable.path): \(problem)")
             }
-            let input = value.withUnsafeBytes { raw in
-                let bytes = Array(raw.bindMemory(to: UInt8.self))
-                return variable.isSecret
-                    ? InputDigest(role: BuildInputRole.packerVariable.rawValue, name: variable.name, algorithm: "hmac-sha256", digest: Digest.hmacSHA256Hex(key: secretKey, message: bytes))
-                    : InputDigest(role: BuildInputRole.packerVariable.rawValue, name: variable.name, algorithm: "sha256", digest: Digest.sha256Hex(bytes))
-            }
+            let role = BuildInputRole.packerVariable.rawValue
+            let input = variable.isSecret
+                ? InputDigest(role: role, name: variable.name, algorithm: "hmac-sha256", digest: Digest.hmacSHA256Hex(key: secretKey, message: value.unsafeBytes))
+                : InputDigest(role: role, name: variable.name, algorithm: "sha256", digest: Digest.sha256Hex(value.unsafeBytes))
             variableInputs.append(input)
             variableDigests[variable.name] = input.algorithm + ":" + input.digest
         }
