@@ -114,7 +114,7 @@ struct ProvenanceReportTests {
         #expect(
             Set(runs[0].keys) == [
                 "run_id", "uuid", "status", "started_at", "finished_at", "duration_seconds", "command_line", "manifest",
-                "tool_version", "host", "pid", "parallelism", "counts",
+                "tool_version", "host", "pid", "parallelism", "counts", "fleet", "shard", "state_key_id", "merged_from", "merged_at",
             ])
         #expect((runs[0]["counts"] as? [String: Int]) == ["planned": 3, "built": 0, "up_to_date": 1, "failed": 1, "skipped": 1])
         #expect((runs[1]["manifest"] as? [String: String])?["path"] == "fleet.json")

@@ -12,7 +12,7 @@ struct ProvenanceStoreTests {
         try store.close()
 
         // Checked with the sqlite3 tool, not through GRDB.
-        #expect(try ProvenanceTool.sqlite(path, "SELECT identifier FROM grdb_migrations ORDER BY identifier") == ["v1-runs-builds-inputs", "v2-ssh-fingerprint-digests"])
+        #expect(try ProvenanceTool.sqlite(path, "SELECT identifier FROM grdb_migrations ORDER BY identifier") == ["v1-runs-builds-inputs", "v2-ssh-fingerprint-digests", "v3-shard-merge"])
         #expect(try ProvenanceTool.sqlite(path, "PRAGMA journal_mode") == ["wal"])
         let tables = try ProvenanceTool.sqlite(path, "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")
         #expect(tables.contains("run") && tables.contains("build") && tables.contains("buildInput"))
@@ -28,7 +28,7 @@ struct ProvenanceStoreTests {
         let store = try ProvenanceStore.open(at: path)
         #expect(try store.runs().isEmpty)
         try store.close()
-        #expect(try ProvenanceTool.sqlite(path, "SELECT count(*) FROM grdb_migrations") == ["2"])
+        #expect(try ProvenanceTool.sqlite(path, "SELECT count(*) FROM grdb_migrations") == ["3"])
     }
 
     @Test func reopeningKeepsTheDataAndDoesNotMigrateAgain() throws {
@@ -37,7 +37,7 @@ struct ProvenanceStoreTests {
         let ids = try ProvenanceFixture.populate(ProvenanceStore.open(at: path))
         let store = try ProvenanceStore.open(at: path)
         #expect(try store.runs().map(\.id) == [ids.run2, ids.run1])
-        #expect(try ProvenanceTool.sqlite(path, "SELECT count(*) FROM grdb_migrations") == ["2"])
+        #expect(try ProvenanceTool.sqlite(path, "SELECT count(*) FROM grdb_migrations") == ["3"])
     }
 
     /// A database written before v2 recorded SSH public keys as 'hmac-sha256'; opening it relabels
@@ -72,6 +72,35 @@ struct ProvenanceStoreTests {
         #expect(ProvenanceDocument.sha256Hex(sshFingerprint: "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU")
                 == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
         #expect(ProvenanceDocument.sha256Hex(sshFingerprint: "MD5:aa:bb") == nil)
+    }
+
+    /// v3 adds what merging needs; rows of an older database stay as they were, with nothing
+    /// claimed for them (no fleet, no state key), and build again as before.
+    @Test func v3LeavesOlderRowsAndTheirBuildsAsTheyWere() throws {
+        let folder = try ProvenanceTempDirectory()
+        let path = folder.file("v2.sqlite")
+        let queue = try DatabaseQueue(path: path)
+        try ProvenanceStore.migrator.migrate(queue, upTo: "v2-ssh-fingerprint-digests")
+        try queue.write { db in
+            try db.execute(sql: """
+                INSERT INTO run (id, uuid, startedAt, status, commandLine, manifestPath, manifestSHA256, toolVersion, host, pid, parallelism)
+                    VALUES (1, 'u1', '2026-01-01 00:00:00', 'succeeded', 'build', '/f/fleet.json', 'aa', '0.1', 'h', 1, 1);
+                INSERT INTO build (id, runID, variantID, site, builder, inputsDigest, startedAt, status, artifactPath, artifactSize, artifactSHA256)
+                    VALUES (1, 1, 'zrh-lab', 'zrh-lab', 'inject', 'bb', '2026-01-01 00:00:00', 'succeeded', '/o/zrh-lab.img', 1, 'cc');
+                """)
+        }
+        try queue.close()
+        let store = try ProvenanceStore.open(at: path)
+        let run = try #require(try store.run(id: 1))
+        #expect(run.fleet == nil && run.stateKeyID == nil && run.shard == nil && run.mergedFrom == nil)
+        #expect(try store.build(id: 1)?.originID == nil)
+        // An up-to-date row reusing the old build is recorded as before.
+        let next = try store.beginRun(ProvenanceFixture.runStart(at: Date()))
+        let reuse = try store.recordUpToDate(runID: next, reusing: 1)
+        #expect(try store.build(id: reuse)?.reusedBuildID == 1)
+        try store.close()
+        let indexes = try ProvenanceTool.sqlite(path, "SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='build'")
+        #expect(indexes.contains("build_on_runID_origin"))
     }
 
     @Test func recordsAFullRunAndReadsItBack() throws {

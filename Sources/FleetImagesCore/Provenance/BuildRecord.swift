@@ -38,6 +38,7 @@ public struct BuildRecord: Codable, Sendable, Hashable, FetchableRecord, Mutable
         signingKeyFingerprint = try row.decode(forColumn: CodingKeys.signingKeyFingerprint.stringValue)
         provenancePath = try row.decode(forColumn: CodingKeys.provenancePath.stringValue)
         reusedBuildID = try row.decode(forColumn: CodingKeys.reusedBuildID.stringValue)
+        originID = try row.decode(forColumn: CodingKeys.originID.stringValue)
     }
 
     /// The matrix axis values of the variant as a JSON object (axis → value, sorted keys); `{}` without a matrix.
@@ -63,6 +64,9 @@ public struct BuildRecord: Codable, Sendable, Hashable, FetchableRecord, Mutable
     public var provenancePath: String?
     /// For an up-to-date row: the build whose artifact was kept.
     public var reusedBuildID: Int64?
+    /// For a build brought in by `fleet-images merge`: its id in the database where it was built
+    /// (nil for a build recorded here).
+    public var originID: Int64?
 
     public init(
         id: Int64? = nil, runID: Int64, variantID: String, site: String, matrix: [String: String],

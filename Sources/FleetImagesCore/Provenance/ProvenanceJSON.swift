@@ -21,7 +21,9 @@ import Foundation
 ///
 /// `runs --json`: `{"runs": [{"run_id", "uuid", "status", "started_at", "finished_at",
 /// "duration_seconds", "command_line", "manifest": {"path", "sha256"}, "tool_version", "host",
-/// "pid", "parallelism", "counts": {"planned", "built", "up_to_date", "failed", "skipped"}}]}`.
+/// "pid", "parallelism", "counts": {"planned", "built", "up_to_date", "failed", "skipped"}, "fleet", "shard",
+/// "state_key_id", "merged_from", "merged_at"}]}` (the last five null where not recorded: `shard` for an
+/// unsharded run, `merged_from`/`merged_at` for a run recorded in this state rather than merged into it).
 ///
 /// `show --json`: `{"build": <as in ls>, "run": <as in runs, or null>, "inputs": [{"role", "name",
 /// "digest", "digest_kind", "url", "certificate": {"fingerprint", "subject", "not_after"} or null}]}`.
@@ -173,6 +175,11 @@ public enum ProvenanceJSON {
         public var pid: Int32
         public var parallelism: Int
         public var counts: Counts
+        public var fleet: String?
+        public var shard: String?
+        public var stateKeyID: String?
+        public var mergedFrom: String?
+        public var mergedAt: String?
 
         enum CodingKeys: String, CodingKey {
             case runID = "run_id"
@@ -183,7 +190,10 @@ public enum ProvenanceJSON {
             case commandLine = "command_line"
             case manifest
             case toolVersion = "tool_version"
-            case host, pid, parallelism, counts
+            case host, pid, parallelism, counts, fleet, shard
+            case stateKeyID = "state_key_id"
+            case mergedFrom = "merged_from"
+            case mergedAt = "merged_at"
         }
 
         public init(_ record: RunRecord) {
@@ -202,6 +212,11 @@ public enum ProvenanceJSON {
             counts = Counts(
                 planned: record.plannedCount, built: record.builtCount, upToDate: record.upToDateCount,
                 failed: record.failedCount, skipped: record.skippedCount)
+            fleet = record.fleet
+            shard = record.shard
+            stateKeyID = record.stateKeyID
+            mergedFrom = record.mergedFrom
+            mergedAt = record.mergedAt.map(ProvenanceFormat.iso8601)
         }
 
         public func encode(to encoder: any Encoder) throws {
@@ -219,6 +234,11 @@ public enum ProvenanceJSON {
             try container.encode(pid, forKey: .pid)
             try container.encode(parallelism, forKey: .parallelism)
             try container.encode(counts, forKey: .counts)
+            try container.encode(fleet, forKey: .fleet)
+            try container.encode(shard, forKey: .shard)
+            try container.encode(stateKeyID, forKey: .stateKeyID)
+            try container.encode(mergedFrom, forKey: .mergedFrom)
+            try container.encode(mergedAt, forKey: .mergedAt)
         }
     }
 

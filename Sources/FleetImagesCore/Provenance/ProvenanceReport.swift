@@ -37,10 +37,11 @@ public enum ProvenanceReport {
     }
 
     /// An aligned table of runs, newest first as given:
-    /// `RUN STATUS STARTED DURATION PLANNED BUILT UP-TO-DATE FAILED SKIPPED HOST`.
+    /// `RUN STATUS STARTED DURATION PLANNED BUILT UP-TO-DATE FAILED SKIPPED HOST SHARD`
+    /// (SHARD is `K/N` for `build --shard`, `-` otherwise; a merged run's host gets a `*`).
     public static func runsTable(runs: [RunRecord]) -> String {
         if runs.isEmpty { return "No runs recorded.\n" }
-        let header = ["RUN", "STATUS", "STARTED (UTC)", "DURATION", "PLANNED", "BUILT", "UP-TO-DATE", "FAILED", "SKIPPED", "HOST"]
+        let header = ["RUN", "STATUS", "STARTED (UTC)", "DURATION", "PLANNED", "BUILT", "UP-TO-DATE", "FAILED", "SKIPPED", "HOST", "SHARD"]
         let cells: [[String]] = runs.map { run in
             [
                 run.id.map(String.init) ?? "-",
@@ -49,10 +50,13 @@ public enum ProvenanceReport {
                 run.finishedAt.map { ProvenanceFormat.duration($0.timeIntervalSince(run.startedAt)) } ?? "-",
                 String(run.plannedCount), String(run.builtCount), String(run.upToDateCount),
                 String(run.failedCount), String(run.skippedCount),
-                run.host,
+                run.host + (run.mergedFrom == nil ? "" : "*"),
+                run.shard ?? "-",
             ]
         }
-        return align(header: header, rows: cells, rightAligned: [0, 3, 4, 5, 6, 7, 8])
+        let table = align(header: header, rows: cells, rightAligned: [0, 3, 4, 5, 6, 7, 8])
+        guard runs.contains(where: { $0.mergedFrom != nil }) else { return table }
+        return table + "* built on that host and brought here by `fleet-images merge` (`fleet-images show` says from where)\n"
     }
 
     /// Everything recorded about one build, every input with its digest, and the commands that
@@ -71,6 +75,10 @@ public enum ProvenanceReport {
             add("run command", run.commandLine)
             add("manifest", "\(run.manifestPath) (sha256 \(run.manifestSHA256))")
             add("tool", "fleet-images \(run.toolVersion) on \(run.host), pid \(run.pid)")
+            if let shard = run.shard { add("shard", shard) }
+            if let from = run.mergedFrom {
+                add("merged", "from \(from)\(run.mergedAt.map { " at " + ProvenanceFormat.seconds($0) } ?? "")")
+            }
         } else {
             add("run", String(build.runID))
         }

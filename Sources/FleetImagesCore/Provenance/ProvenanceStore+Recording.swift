@@ -11,7 +11,8 @@ extension ProvenanceStore {
                 startedAt: start.startedAt, status: .running, commandLine: start.commandLine,
                 manifestPath: start.manifestPath, manifestSHA256: start.manifestSHA256,
                 toolVersion: start.toolVersion, host: start.host, pid: start.pid,
-                parallelism: start.parallelism, counts: RunCounts(planned: start.plannedCount))
+                parallelism: start.parallelism, counts: RunCounts(planned: start.plannedCount),
+                fleet: start.fleet, stateKeyID: start.stateKeyID, shard: start.shard)
             try run.insert(db)
             return run.id!
         }
@@ -131,6 +132,7 @@ extension ProvenanceStore {
             build.exitCode = nil
             build.errorMessage = nil
             build.logPath = nil
+            build.originID = nil  // recorded here, by this run
             // An up-to-date row reusing another up-to-date row points at the original build.
             build.reusedBuildID = reused.reusedBuildID ?? buildID
             try build.insert(db)

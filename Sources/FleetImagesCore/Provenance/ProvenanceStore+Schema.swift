@@ -109,6 +109,21 @@ extension ProvenanceStore {
                 CREATE INDEX buildInput_on_buildID ON buildInput(buildID);
                 """)
         }
+        // Merging shards (`fleet-images merge`): a run says which fleet and which state key its
+        // digests belong to, which shard it built, and where it was merged from; a merged build
+        // keeps the id it had where it was built (`originID`), which makes merging idempotent.
+        migrator.registerMigration("v3-shard-merge") { db in
+            try db.execute(sql: """
+                ALTER TABLE run ADD COLUMN fleet TEXT;
+                ALTER TABLE run ADD COLUMN stateKeyID TEXT;
+                ALTER TABLE run ADD COLUMN shard TEXT;
+                ALTER TABLE run ADD COLUMN mergedFrom TEXT;
+                ALTER TABLE run ADD COLUMN mergedAt DATETIME;
+                ALTER TABLE build ADD COLUMN originID INTEGER;
+                -- a merged build is found again by its run and the id it had where it was built
+                CREATE UNIQUE INDEX build_on_runID_origin ON build(runID, coalesce(originID, id));
+                """)
+        }
         return migrator
     }
 }

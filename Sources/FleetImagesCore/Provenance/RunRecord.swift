@@ -28,12 +28,21 @@ public struct RunRecord: Codable, Sendable, Hashable, FetchableRecord, MutablePe
     public var upToDateCount: Int
     public var failedCount: Int
     public var skippedCount: Int
+    /// The manifest's `fleet` name (nil for runs recorded before fleet-images recorded it).
+    public var fleet: String?
+    /// ``StateSecretKey/identity(of:)`` of the key the run's HMAC digests were made under.
+    public var stateKeyID: String?
+    /// `K/N` for `build --shard K/N`.
+    public var shard: String?
+    /// For a run brought in by `fleet-images merge`: the shard state it came from, and when.
+    public var mergedFrom: String?
+    public var mergedAt: Date?
 
     public init(
         id: Int64? = nil, uuid: String = UUID().uuidString.lowercased(), startedAt: Date,
         finishedAt: Date? = nil, status: RunStatus, commandLine: String, manifestPath: String,
         manifestSHA256: String, toolVersion: String, host: String, pid: Int32, parallelism: Int,
-        counts: RunCounts = RunCounts()
+        counts: RunCounts = RunCounts(), fleet: String? = nil, stateKeyID: String? = nil, shard: String? = nil
     ) {
         self.id = id
         self.uuid = uuid
@@ -52,6 +61,9 @@ public struct RunRecord: Codable, Sendable, Hashable, FetchableRecord, MutablePe
         self.upToDateCount = counts.upToDate
         self.failedCount = counts.failed
         self.skippedCount = counts.skipped
+        self.fleet = fleet
+        self.stateKeyID = stateKeyID
+        self.shard = shard
     }
 
     /// The five counters as one value (stored as five columns).

@@ -12,11 +12,16 @@ public struct RunStart: Sendable, Hashable {
     public var pid: Int32
     public var parallelism: Int
     public var plannedCount: Int
+    /// The manifest's fleet name, the state key's identity and the shard (see ``RunRecord``).
+    public var fleet: String?
+    public var stateKeyID: String?
+    public var shard: String?
 
     public init(
         startedAt: Date = Date(), commandLine: String, manifestPath: String, manifestSHA256: String,
         toolVersion: String, host: String = ProcessInfo.processInfo.hostName,
-        pid: Int32 = ProcessInfo.processInfo.processIdentifier, parallelism: Int, plannedCount: Int
+        pid: Int32 = ProcessInfo.processInfo.processIdentifier, parallelism: Int, plannedCount: Int,
+        fleet: String? = nil, stateKeyID: String? = nil, shard: String? = nil
     ) {
         self.startedAt = startedAt
         self.commandLine = commandLine
@@ -27,5 +32,8 @@ public struct RunStart: Sendable, Hashable {
         self.pid = pid
         self.parallelism = parallelism
         self.plannedCount = plannedCount
+        self.fleet = fleet
+        self.stateKeyID = stateKeyID
+        self.shard = shard
     }
 }

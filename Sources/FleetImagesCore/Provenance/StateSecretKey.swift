@@ -9,6 +9,14 @@ public enum StateSecretKey {
     public static let fileName = "secret.key"
     public static let byteCount = 32
 
+    /// A public name for `key`: the first 16 bytes (hex) of HMAC-SHA-256(key, a fixed label).
+    /// Runs record it, so that `fleet-images merge` can tell whether a shard's digests were made
+    /// under the same key as this state's (only then can its inputs digests match) without the
+    /// key ever leaving its file. It reveals nothing about the key.
+    public static func identity(of key: [UInt8]) -> String {
+        String(Digest.hmacSHA256Hex(key: key, message: Array("fleet-images state key identity v1".utf8)).prefix(32))
+    }
+
     /// Reads the key in `directory`, creating it first when absent.
     ///
     /// Creation is atomic: the bytes go to a private temporary file that is then hard-linked to

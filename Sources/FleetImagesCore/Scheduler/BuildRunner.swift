@@ -183,7 +183,9 @@ public struct BuildRunner: Sendable {
         let runID: Int64
         do {
             runID = try store.beginRun(RunStart(commandLine: options.commandLine, manifestPath: manifest.filePath, manifestSHA256: manifestDigest,
-                                                toolVersion: FleetImagesVersion.current, parallelism: options.parallel, plannedCount: plan.variants.count))
+                                                toolVersion: FleetImagesVersion.current, parallelism: options.parallel, plannedCount: plan.variants.count,
+                                                fleet: manifest.fleet, stateKeyID: StateSecretKey.identity(of: secretKey),
+                                                shard: options.shard?.description))
             let reused = reuse.sorted(by: { $0.key < $1.key })
             _ = try store.recordUpToDate(runID: runID, reusing: reused.map(\.value))
             for (variant, _) in reused { events(.finished(results[variant]!)) }

@@ -44,6 +44,21 @@ public final class RunLock: @unchecked Sendable {
         _ = note.withCString { pwrite(fd, $0, strlen($0), 0) }
     }
 
+    /// Who holds the lock at `path` right now, or nil when nobody does (or there is no lock file).
+    /// Never creates the file and never takes the lock: `merge` asks this of a shard's state folder,
+    /// which may be read-only.
+    public static func holder(path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        guard flock(fd, LOCK_SH | LOCK_NB) != 0 else {
+            flock(fd, LOCK_UN)
+            return nil
+        }
+        let note = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        return note.isEmpty ? "holder unknown" : note
+    }
+
     deinit {
         _ = ftruncate(fd, 0)
         flock(fd, LOCK_UN)
