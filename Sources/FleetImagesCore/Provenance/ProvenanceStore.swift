@@ -21,6 +21,8 @@ public struct ProvenanceStore: Sendable {
     public let path: String
     /// A `DatabasePool` when opened for writing; a read-only `DatabaseQueue` from ``openReadOnly(at:)``.
     let pool: any DatabaseWriter
+    /// Space this store may give up to finish a write on a full disk (see ``SpaceReserve``).
+    var reserve: SpaceReserve?
 
     /// How long a connection waits for another process's write lock before failing.
     static let busyTimeout: TimeInterval = 30
@@ -53,7 +55,7 @@ public struct ProvenanceStore: Sendable {
                 if pending { throw mapError(error, path: path, operation: "migrating the schema") }
             }
         }
-        return ProvenanceStore(path: path, pool: pool)
+        return ProvenanceStore(path: path, pool: pool, reserve: nil)
     }
 
     /// Opens an existing database for reading only (`ls`, `runs`, `show`): nothing is created,
@@ -105,7 +107,7 @@ public struct ProvenanceStore: Sendable {
         guard complete else {
             throw ProvenanceError.database(path: path, operation: "reading", detail: "the database was written by an older fleet-images; the next `fleet-images build` upgrades it")
         }
-        return ProvenanceStore(path: path, pool: queue)
+        return ProvenanceStore(path: path, pool: queue, reserve: nil)
     }
 
     /// `file:` URI of `path` with `immutable=1` (SQLite is built with URI filenames enabled).
@@ -204,6 +206,13 @@ public struct ProvenanceStore: Sendable {
     func write<T>(_ operation: String, _ body: (Database) throws -> T) throws -> T {
         do {
             return try pool.write(body)
+        } catch where Self.isDiskFull(error) && reserve?.release() == true {
+            // The transaction was rolled back; with the reserve's space free it is tried once more.
+            do {
+                return try pool.write(body)
+            } catch {
+                throw Self.mapError(error, path: path, operation: operation)
+            }
         } catch {
             throw Self.mapError(error, path: path, operation: operation)
         }

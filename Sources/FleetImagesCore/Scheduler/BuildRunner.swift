@@ -136,7 +136,7 @@ public struct BuildRunner: Sendable {
         Self.removeStaleWork(in: state.workDirectory, events: events)
         Self.removeStalePlacements(in: outputDirectory, events: events)
 
-        let store: ProvenanceStore
+        var store: ProvenanceStore
         let secretKey: [UInt8]
         do {
             // The integrity check reads the whole file before anything writes to it: a damaged
@@ -178,6 +178,18 @@ public struct BuildRunner: Sendable {
             }
             return BuildSummary(runID: nil, status: .succeeded, variants: plan.variants.compactMap { results[$0.variant.id] },
                                 durationSeconds: Date().timeIntervalSince(started))
+        }
+
+        // Room kept back so that the end of this run can be recorded even if the state disk fills.
+        let (reserve, reserveProblem) = SpaceReserve.ensure(inDirectory: state.directory)
+        if let reserveProblem {
+            events(.note("warning: no room for the space reserve of the records (\(reserveProblem)): if the state disk fills, this run's end may go unrecorded"))
+        }
+        store.reserve = reserve
+        defer {
+            if reserve?.released == true {
+                events(.note("warning: the state disk \(state.directory) is full: its space reserve was used to finish the records; free space there (the next build makes the reserve again)"))
+            }
         }
 
         let runID: Int64
