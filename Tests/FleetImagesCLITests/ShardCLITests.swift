@@ -227,6 +227,34 @@ extension CLITests {
             #expect(statuses(try parseJSON(next.stdout)) == Dictionary(uniqueKeysWithValues: slice.map { ($0, "up-to-date") }), "\(next)")
         }
 
+        @Test("A shard with no variants (a fleet smaller than N) records its empty run, builds nothing and merges")
+        func emptyShardRecordsItsRun() throws {
+            let key = randomStateKey()
+            let host = try DemoFleet("merge-empty-shard")
+            defer { host.remove() }
+            try installStateKey(key, in: host)
+            // Six variants in nine shards: at least three shards are empty.
+            let planned = try host.json(["plan", "--shards", "9"])["variants"] as? [[String: Any]] ?? []
+            let used = Set(planned.compactMap { $0["shard"] as? String })
+            let empty = try #require((1...9).map { "\($0)/9" }.first { !used.contains($0) })
+            let outcome = try host.cli(["build", "--shard", empty, "--json"])
+            #expect(outcome.exited && outcome.status == 0, "\(outcome)")
+            #expect(statuses(try parseJSON(outcome.stdout)).isEmpty)
+            let placed = ((try? FileManager.default.contentsOfDirectory(atPath: host.output)) ?? []).filter { !$0.hasPrefix(".") }
+            #expect(placed.isEmpty, "an empty shard placed \(placed)")
+            let runs = try host.json(["runs"])["runs"] as? [[String: Any]] ?? []
+            #expect(runs.count == 1 && runs.first?["shard"] as? String == empty && runs.first?["status"] as? String == "succeeded", "\(runs)")
+            #expect((runs.first?["counts"] as? [String: Any])?["planned"] as? Int == 0, "\(runs)")
+
+            let hub = try DemoFleet("merge-empty-hub")
+            defer { hub.remove() }
+            try installStateKey(key, in: hub)
+            let merged = try hub.cli(["merge", host.state])
+            #expect(merged.exited && merged.status == 0 && merged.stdout.contains("runs 1 added"), "\(merged)")
+            let hubRuns = try hub.json(["runs"])["runs"] as? [[String: Any]] ?? []
+            #expect(hubRuns.map { $0["shard"] as? String } == [empty], "\(hubRuns)")
+        }
+
         @Test("merge refuses, with exit 2 and nothing written, a state with no secret.key and a shard of another fleet")
         func mergeRefusesBadShards() throws {
             let shard = try DemoFleet("merge-bad-shard", edit: keepSites(1))

@@ -67,10 +67,8 @@ public struct BuildRunner: Sendable {
         }
         if let shard = options.shard {
             events(.note("shard \(shard): \(outcome.variants.count) of the fleet's \(outcome.allVariantIDs.count) variants"))
-            if outcome.variants.isEmpty {
-                // A fleet smaller than its shard count: this slice has nothing, which is not a failure.
-                return BuildSummary(runID: nil, status: .succeeded, variants: [], durationSeconds: Date().timeIntervalSince(started))
-            }
+            // A fleet smaller than its shard count leaves a slice with nothing, which is not a failure.
+            // The run is still recorded (0 planned), so the merged record shows that every shard ran.
         }
         try? claimCache?.save()
         // The manifest's bytes as read now: edits made during the run do not affect it.
@@ -106,7 +104,8 @@ public struct BuildRunner: Sendable {
         // needs building, recorded with the reason, as any other build failure is.
         var baseFailure: BuildFailure?
         do {
-            os = try await detectOS(manifest, state, outcome.variants, { [events] in events(.note($0)) })
+            // An empty shard needs nothing from the base image: it is not read.
+            if !outcome.variants.isEmpty { os = try await detectOS(manifest, state, outcome.variants, { [events] in events(.note($0)) }) }
         } catch let error as DeviceOSError {
             throw BuildRunError.badInput([], error.description)
         } catch is CancellationError {
