@@ -45,7 +45,7 @@ let package = Package(
         // Benchmarks: separate programs that print ratios against an anchor measured in the same run.
         .executableTarget(
             name: "fleet-images-bench",
-            dependencies: ["FleetImagesCore", "COpenSSL"],
+            dependencies: ["FleetImagesCore", "COpenSSL", .product(name: "GRDB", package: "GRDB.swift")],
             path: "Sources/fleet-images-bench"
         ),
         .executableTarget(

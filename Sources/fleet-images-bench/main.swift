@@ -1,6 +1,6 @@
 import Foundation
 
-// fleet-images-bench: the performance benchmarks of issues 2, 5 and 7. Each prints its
+// fleet-images-bench: the performance benchmarks of issues 2, 5, 7 and 13. Each prints its
 // measurements and its ratio against an anchor measured in the same run, with the goal beside it.
 // Build in release (`swift build -c release --product fleet-images-bench`); Benchmarks/*.sh wrap it.
 
@@ -17,6 +17,8 @@ commands:
               --variants N (500)  --rounds N (3)  --binary PATH (also time the CLI, when it exists)
   inject      inject builder vs sparse copy + SHA-256 vs xz -d on a Raspberry Pi OS-sized image (issue 5)
               --sites N (4)  --parallel N (2)
+  merge       3 shard states merged into one database vs the bare row copy (issue 13)
+              --builds N (1000 per shard)  --rounds N (3)  --binary PATH (also time the CLI)
   e2e         demo fleet: release binary --parallel N vs the sum of single-variant runs (issue 7.3)
               --binary PATH (.build/release/fleet-images)  --demo DIR (.)  --parallel N (2)
   all         every benchmark above, in this order
@@ -96,6 +98,11 @@ func runBenchmarks(_ arguments: Arguments) async throws {
     }
     if all || arguments.command == "inject" {
         try await InjectBenchmark(sites: arguments.int("sites", 4), parallel: arguments.int("parallel", 2), keep: arguments.keep).run()
+        ran = true
+    }
+    if all || arguments.command == "merge" {
+        try await MergeBenchmark(perShard: arguments.int("builds", 1000), rounds: arguments.int("rounds", 3),
+                                 binary: binary, keep: arguments.keep).run()
         ran = true
     }
     if all || arguments.command == "e2e" {
