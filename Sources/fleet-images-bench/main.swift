@@ -19,9 +19,12 @@ commands:
               --sites N (4)  --parallel N (2)
   merge       3 shard states merged into one database vs the bare row copy (issue 13)
               --builds N (1000 per shard)  --rounds N (3)  --binary PATH (also time the CLI)
+  disk        disk used per variant of the demo base on the file system at --on DIR, vs its changed
+              bytes and a full copy; then a second night and prune --keep 1 (issue 13.5)
+              --on DIR (required)  --sites N (1000)  --parallel N (2)  --sample N (5)  --base demo|pi (demo)
   e2e         demo fleet: release binary --parallel N vs the sum of single-variant runs (issue 7.3)
               --binary PATH (.build/release/fleet-images)  --demo DIR (.)  --parallel N (2)
-  all         every benchmark above, in this order
+  all         every benchmark above but disk, in this order
 
 common options:
   --keep      keep the temporary fleet folders (their paths are printed)
@@ -103,6 +106,12 @@ func runBenchmarks(_ arguments: Arguments) async throws {
     if all || arguments.command == "merge" {
         try await MergeBenchmark(perShard: arguments.int("builds", 1000), rounds: arguments.int("rounds", 3),
                                  binary: binary, keep: arguments.keep).run()
+        ran = true
+    }
+    if arguments.command == "disk" {
+        guard let on = arguments.string("on") else { throw BenchError("disk needs --on DIR: a folder on the file system to measure") }
+        try await DiskBenchmark(sites: arguments.int("sites", 1000), parallel: arguments.int("parallel", 2), on: absolute(on),
+                                sample: arguments.int("sample", 5), base: arguments.string("base") ?? "demo", keep: arguments.keep).run()
         ran = true
     }
     if all || arguments.command == "e2e" {
