@@ -270,11 +270,7 @@ extension ProvenanceStore {
                 continue  // a build's inputs are recorded with its start, once: they never change
             }
             try incoming.insert(db)
-            for var input in snapshot.inputs[shardBuild.id!] ?? [] {
-                input.id = nil
-                input.buildID = incoming.id!
-                try input.insert(db)
-            }
+            try BuildInputRecord.insertAll(snapshot.inputs[shardBuild.id!] ?? [], buildID: incoming.id!, db)
             result.buildsAdded += 1
         }
     }
@@ -303,17 +299,27 @@ extension ProvenanceStore {
         return nil
     }
 
-    /// Copies `source` to `destination` (through a temporary file and a rename, owner-only) unless
-    /// a file of the same size is already there.
+    /// Brings `source` to `destination` unless a file of the same size is already there: a hard
+    /// link when both are on one file system (a build log never changes once its build ended, and
+    /// a merge brings thousands: one system call each instead of a copy), else a copy through a
+    /// temporary file and a rename, owner-only.
     static func copyIfChanged(_ source: String, to destination: String) throws {
         let manager = FileManager.default
-        if let there = try? manager.attributesOfItem(atPath: destination)[.size] as? UInt64,
-           let here = try? manager.attributesOfItem(atPath: source)[.size] as? UInt64, there == here { return }
+        var there = stat(), here = stat()
+        guard stat(source, &here) == 0 else { throw MergeRefusal("cannot read the build log \(source): \(String(cString: strerror(errno)))") }
+        if stat(destination, &there) == 0, there.st_size == here.st_size { return }
         let folder = (destination as NSString).deletingLastPathComponent
         do {
-            try manager.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
+            var folderInfo = stat()
+            if stat(folder, &folderInfo) != 0 {
+                try manager.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
+            }
             let temporary = destination + ".tmp-\(getpid())"
-            try? manager.removeItem(atPath: temporary)
+            unlink(temporary)
+            if link(source, temporary) == 0 {
+                guard rename(temporary, destination) == 0 else { throw ProvenanceError.io(path: destination, operation: "rename", errno: errno) }
+                return
+            }
             try manager.copyItem(atPath: source, toPath: temporary)
             try manager.setAttributes([.posixPermissions: 0o600], ofItemAtPath: temporary)
             guard rename(temporary, destination) == 0 else { throw ProvenanceError.io(path: destination, operation: "rename", errno: errno) }
