@@ -45,6 +45,21 @@ public struct BuildInputRecord: Codable, Sendable, Hashable, FetchableRecord, Mu
         self.certNotAfter = certNotAfter
     }
 
+    /// Read column by column rather than through Codable: a merge reads every input of every shard
+    /// build (five or more per build), and decoding them was the largest part of reading a shard.
+    public init(row: Row) throws {
+        id = try row.decode(forColumn: "id")
+        buildID = try row.decode(forColumn: "buildID")
+        role = try row.decode(forColumn: "role")
+        name = try row.decode(forColumn: "name")
+        digest = try row.decode(forColumn: "digest")
+        digestKind = try row.decode(forColumn: "digestKind")
+        url = try row.decode(forColumn: "url")
+        certFingerprint = try row.decode(forColumn: "certFingerprint")
+        certSubject = try row.decode(forColumn: "certSubject")
+        certNotAfter = try row.decode(forColumn: "certNotAfter")
+    }
+
     public mutating func didInsert(_ inserted: InsertionSuccess) {
         id = inserted.rowID
     }
