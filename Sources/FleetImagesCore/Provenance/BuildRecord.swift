@@ -117,6 +117,33 @@ public struct BuildRecord: Codable, Sendable, Hashable, FetchableRecord, Mutable
         return (try? encoder.encode(matrix)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
 
+    /// Encodes a row without going through `Codable`, for the same reason: a run records an
+    /// up-to-date row per variant and a merge thousands of builds.
+    public func encode(to container: inout PersistenceContainer) throws {
+        container[CodingKeys.id.stringValue] = id
+        container[CodingKeys.runID.stringValue] = runID
+        container[CodingKeys.variantID.stringValue] = variantID
+        container[CodingKeys.site.stringValue] = site
+        container[CodingKeys.matrixJSON.stringValue] = matrixJSON
+        container[CodingKeys.builder.stringValue] = builder
+        container[CodingKeys.builderImageDigest.stringValue] = builderImageDigest
+        container[CodingKeys.inputsDigest.stringValue] = inputsDigest
+        container[CodingKeys.startedAt.stringValue] = startedAt
+        container[CodingKeys.finishedAt.stringValue] = finishedAt
+        container[CodingKeys.status.stringValue] = status
+        container[CodingKeys.exitCode.stringValue] = exitCode
+        container[CodingKeys.errorMessage.stringValue] = errorMessage
+        container[CodingKeys.logPath.stringValue] = logPath
+        container[CodingKeys.artifactPath.stringValue] = artifactPath
+        container[CodingKeys.artifactSize.stringValue] = artifactSize
+        container[CodingKeys.artifactSHA256.stringValue] = artifactSHA256
+        container[CodingKeys.signaturePath.stringValue] = signaturePath
+        container[CodingKeys.signingKeyFingerprint.stringValue] = signingKeyFingerprint
+        container[CodingKeys.provenancePath.stringValue] = provenancePath
+        container[CodingKeys.reusedBuildID.stringValue] = reusedBuildID
+        container[CodingKeys.originID.stringValue] = originID
+    }
+
     public mutating func didInsert(_ inserted: InsertionSuccess) {
         id = inserted.rowID
     }

@@ -52,14 +52,13 @@ extension ProvenanceStore {
                 logPath: start.logPath)
             try build.insert(db)
             let buildID = build.id!
-            for input in inputs {
-                var record = BuildInputRecord(
+            try BuildInputRecord.insertAll(inputs.map { input in
+                BuildInputRecord(
                     buildID: buildID, role: input.role, name: input.name, digest: input.digest,
                     digestKind: input.digestKind, url: input.url,
                     certFingerprint: input.certificate?.fingerprint, certSubject: input.certificate?.subject,
                     certNotAfter: input.certificate?.notAfter)
-                try record.insert(db)
-            }
+            }, buildID: buildID, db)
             return buildID
         }
     }
