@@ -71,7 +71,7 @@ struct DiskBenchmark {
         let meanChanged = Double(changed.reduce(0, +)) / Double(changed.count)
         let apparent = Double(Files.size(images[0]))
         Report.line("per variant (night 1): \(Report.bytes(UInt64(perVariant))) of the file system; the image: \(Report.bytes(UInt64(apparent))) apparent, "
-                    + "\(Report.bytes(Files.allocated(images[0]))) allocated (shared blocks counted), "
+                    + "\(Report.bytes(Files.allocated(images[0]))) allocated (blocks shared with the base counted in full), "
                     + "\(Report.bytes(UInt64(meanChanged))) differing from the base (4 KiB blocks; mean of \(changed.count): \(changed.map { Report.bytes($0) }.joined(separator: ", ")))")
         let ratioChanged = perVariant / meanChanged
         Report.line("ratio disk per variant / its changed bytes: \(Report.ratio(ratioChanged))")
@@ -114,7 +114,7 @@ struct DiskBenchmark {
     }
 
     private func fileSystemName(_ path: String) -> String {
-        let output = (try? Shell.run("stat", ["-f", "-c", "%T", path])) ?? "unknown"
+        let output = (try? Shell.run("findmnt", ["-n", "-o", "FSTYPE", "--target", path])) ?? "unknown"
         return output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
