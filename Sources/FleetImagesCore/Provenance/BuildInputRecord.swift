@@ -64,18 +64,25 @@ public struct BuildInputRecord: Codable, Sendable, Hashable, FetchableRecord, Mu
         id = inserted.rowID
     }
 
-    /// Inserts `records` as inputs of build `buildID` through one cached statement. The same
-    /// columns and values as `insert(db)`, without encoding each row through Codable: a merge
-    /// brings thousands of them, and the encoding was most of its time.
+    /// Inserts `records` as inputs of build `buildID`: the same columns and values as
+    /// `insert(db)`, without encoding each row through Codable, and up to 100 rows per statement
+    /// (cached by its row count). A merge brings tens of thousands of inputs; one statement per
+    /// row, encoded through Codable, was most of its time.
     static func insertAll(_ records: [BuildInputRecord], buildID: Int64, _ db: Database) throws {
-        guard !records.isEmpty else { return }
-        let statement = try db.cachedStatement(sql: """
-            INSERT INTO buildInput (buildID, role, name, digest, digestKind, url, certFingerprint, certSubject, certNotAfter)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """)
-        for record in records {
-            try statement.execute(arguments: [buildID, record.role, record.name, record.digest, record.digestKind, record.url,
-                                              record.certFingerprint, record.certSubject, record.certNotAfter])
+        let columns = "buildID, role, name, digest, digestKind, url, certFingerprint, certSubject, certNotAfter"
+        var start = records.startIndex
+        while start < records.endIndex {
+            let chunk = records[start..<min(start + 100, records.endIndex)]
+            let rows = repeatElement("(?, ?, ?, ?, ?, ?, ?, ?, ?)", count: chunk.count).joined(separator: ", ")
+            let statement = try db.cachedStatement(sql: "INSERT INTO buildInput (\(columns)) VALUES \(rows)")
+            var values: [(any DatabaseValueConvertible)?] = []
+            values.reserveCapacity(chunk.count * 9)
+            for record in chunk {
+                values += [buildID, record.role, record.name, record.digest, record.digestKind, record.url,
+                           record.certFingerprint, record.certSubject, record.certNotAfter] as [(any DatabaseValueConvertible)?]
+            }
+            try statement.execute(arguments: StatementArguments(values))
+            start = chunk.endIndex
         }
     }
 
