@@ -314,6 +314,8 @@ extension ProvenanceStore {
             if stat(folder, &folderInfo) != 0 {
                 try manager.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
             }
+            // Not there yet (the usual case): one link. There with another size: replaced by one rename.
+            if link(source, destination) == 0 { return }
             let temporary = destination + ".tmp-\(getpid())"
             unlink(temporary)
             if link(source, temporary) == 0 {
