@@ -1,3 +1,4 @@
+import FleetImagesCore
 import Foundation
 
 // fleet-images-bench: the performance benchmarks of issues 2, 5, 7 and 13. Each prints its
@@ -24,6 +25,8 @@ commands:
               --on DIR (required)  --sites N (1000)  --parallel N (2)  --sample N (5)  --base demo|pi (demo)
   e2e         demo fleet: release binary --parallel N vs the sum of single-variant runs (issue 7.3)
               --binary PATH (.build/release/fleet-images)  --demo DIR (.)  --parallel N (2)
+  make-fleet  writes a generated fleet on the demo base for scripts (Benchmarks/shard.sh SITES)
+              --sites N (60)  --out DIR (must not exist)
   all         every benchmark above but disk, in this order
 
 common options:
@@ -106,6 +109,16 @@ func runBenchmarks(_ arguments: Arguments) async throws {
     if all || arguments.command == "merge" {
         try await MergeBenchmark(perShard: arguments.int("builds", 1000), rounds: arguments.int("rounds", 3),
                                  binary: binary, keep: arguments.keep).run()
+        ran = true
+    }
+    if arguments.command == "make-fleet" {
+        guard let out = arguments.string("out") else { throw BenchError("make-fleet needs --out DIR") }
+        let base = FileManager.default.currentDirectoryPath + "/base/demo-raspios-bookworm-arm64.img.xz"
+        guard Files.exists(base) else { throw BenchError("run from the repository root: no \(base)") }
+        try FileManager.default.createDirectory(atPath: absolute(out), withIntermediateDirectories: false)
+        let fleet = try BenchFleet.make(sites: arguments.int("sites", 60), in: absolute(out),
+                                        base: .file(path: base, sha256: try Digest.sha256Hex(fileAt: base)))
+        print(fleet.manifestPath)
         ran = true
     }
     if arguments.command == "disk" {

@@ -193,6 +193,41 @@ struct SigningImageTests {
         #expect(verified.stdout == "Verified OK\n")
     }
 
+    /// Holes are handed to the digest as zeros without being read (SEEK_DATA/SEEK_HOLE): a file
+    /// that starts and ends with a hole, with data at unaligned offsets and a hole larger than the
+    /// read buffer between, digests as `openssl dgst` reads it, byte for byte.
+    @Test func holesAreDigestedAsZerosWithoutReading() throws {
+        let scratch = try SigningScratch()
+        let image = scratch.file("holes.img")
+        try signingTool(["truncate", "-s", "\(64 << 20)", image])
+        for (offset, count) in [(9 << 20, 5000), ((9 << 20) + 70_001, 3), (40 << 20, 1 << 20), ((50 << 20) - 1, 1)] {
+            try signingTool(["dd", "if=/dev/urandom", "of=\(image)", "bs=1", "count=\(count)", "seek=\(offset)", "conv=notrunc", "status=none"])
+        }
+        var chunks: [Int] = []
+        let readBefore = try Self.bytesReadByThisProcess()
+        let total = try ChunkedFileReader.read(image) { chunk in chunks.append(chunk.count) }
+        let readBytes = try Self.bytesReadByThisProcess() - readBefore
+        #expect(total == 64 << 20)
+        // About the 1 MiB of data (whole pages, read-ahead aside), not the 64 MiB of the file.
+        #expect(readBytes < 8 << 20, "\(readBytes) bytes read for a 64 MiB file with 1 MiB of data")
+        #expect(chunks.allSatisfy { $0 > 0 && $0 <= ChunkedFileReader.bufferSize })
+        #expect(try Digest.sha256Hex(fileAt: image) == signingHexWord(try signingOpenSSL("dgst", "-sha256", image)))
+        // All data, no hole: the same path as before.
+        let dense = scratch.file("dense.img")
+        try signingTool(["dd", "if=/dev/urandom", "of=\(dense)", "bs=1000", "count=9001", "status=none"])
+        #expect(try Digest.sha256Hex(fileAt: dense) == signingHexWord(try signingOpenSSL("dgst", "-sha256", dense)))
+    }
+
+    /// `rchar` of /proc/thread-self/io: bytes this thread has had read(2) and pread(2) return (per thread: other tests read files at the same time).
+    static func bytesReadByThisProcess() throws -> Int {
+        let text = try String(contentsOfFile: "/proc/thread-self/io", encoding: .utf8)
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("rchar:") }),
+              let value = Int(line.dropFirst("rchar:".count).trimmingCharacters(in: .whitespaces)) else {
+            throw CocoaError(.fileReadCorruptFile)
+        }
+        return value
+    }
+
     @Test func cancelledTaskStopsReading() async throws {
         let scratch = try SigningScratch()
         let (privatePath, _) = try SigningTestKeys.generate("p256", in: scratch)

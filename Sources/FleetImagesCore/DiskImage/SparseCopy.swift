@@ -89,17 +89,16 @@ public enum SparseCopy {
     private static func copyDataExtents(
         from input: Int32, to output: Int32, size: off_t, source: String, destination: String, mustSucceed: Bool
     ) throws(DiskImageError) -> Bool {
-        let seekData: Int32 = 3, seekHole: Int32 = 4  // Linux values; not exported to Swift without _GNU_SOURCE
         var position: off_t = 0
         var usedKernelCopy = false
         while position < size {
-            let dataStart = lseek(input, position, seekData)
+            let dataStart = lseek(input, position, SparseSeek.data)
             if dataStart < 0 {
                 if errno == ENXIO { break }  // only a hole remains
                 if !usedKernelCopy && !mustSucceed { return false }
                 throw .io(path: source, operation: "seek to data", errno: errno)
             }
-            let dataEnd = min(lseek(input, dataStart, seekHole), size)
+            let dataEnd = min(lseek(input, dataStart, SparseSeek.hole), size)
             guard dataEnd > dataStart else { throw .io(path: source, operation: "seek to hole", errno: errno) }
             var inOffset = Int64(dataStart)
             var outOffset = Int64(dataStart)
