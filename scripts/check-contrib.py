@@ -482,9 +482,14 @@ def kubernetes(binary):
     made_mount_point = not os.path.exists("/fleet")
     os.makedirs("/fleet", exist_ok=True)
     try:
+        # The container image's fleet-images: a copy the pods' user can run, wherever BIN is.
+        os.chmod(root, 0o755)
+        os.makedirs(os.path.join(root, "bin"))
+        shutil.copy2(binary, os.path.join(root, "bin", "fleet-images"))
+        os.chmod(os.path.join(root, "bin", "fleet-images"), 0o755)
+        pod_binary = os.path.join(root, "bin", "fleet-images")
         uid, gid = job["spec"]["template"]["spec"]["securityContext"]["runAsUser"], job["spec"]["template"]["spec"]["securityContext"]["fsGroup"]
         data, secret = os.path.join(root, "data"), os.path.join(root, "secret")
-        os.chmod(root, 0o755)
         # The volume: the fleet's checkout under repo/, with the mount points the header asks for.
         demo_copy(os.path.join(data, "repo"))
         os.makedirs(os.path.join(data, "repo/build"))
@@ -508,14 +513,14 @@ def kubernetes(binary):
         index_field = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
         for night in (1, 2):
             with concurrent.futures.ThreadPoolExecutor(max_workers=parallelism) as pool:
-                pods = [pool.submit(KubernetesPod(spec["template"]["spec"], volumes, binary, {index_field: str(index)}).run,
+                pods = [pool.submit(KubernetesPod(spec["template"]["spec"], volumes, pod_binary, {index_field: str(index)}).run,
                                     f"night{night}-shard{index}", root) for index in range(completions)]
                 for pod in pods:
                     pod.result()
             for index in range(completions):
                 state = os.path.join(data, "shards", str(index), "state")
                 check(os.path.exists(os.path.join(state, "provenance.sqlite")), f"kubernetes: shard {index} left no record")
-            output = KubernetesPod(merge_job["spec"]["template"]["spec"], volumes, binary, {}).run(f"night{night}-merge", root)
+            output = KubernetesPod(merge_job["spec"]["template"]["spec"], volumes, pod_binary, {}).run(f"night{night}-merge", root)
             check("runs" in output, f"kubernetes: the merge pod printed {output!r}")
             hub = os.path.join(data, "hub/state")
             builds = ls_json(binary, manifest_path, hub)
