@@ -30,6 +30,7 @@ volume is a folder holding the demo fleet under repo/; the Secret is a folder. T
 """
 import base64
 import concurrent.futures
+import fnmatch
 import glob
 import io
 import json
@@ -134,10 +135,12 @@ def workflow_facts():
             uses = step.get("uses", "")
             check(not uses or re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", uses), f"workflow: {job_name}: `{uses}` is not pinned to a commit")
             if "upload-artifact" in uses or "cache/save" in uses:
-                paths = step["with"]["path"].split()
-                check(all("secret.key" not in path and path.rstrip("/") != ".fleet-images" or path.startswith("!") for path in paths)
-                      or ("cache/save" in uses and "rm .fleet-images/secret.key" in steps_text(job)),
-                      f"workflow: {job_name}: `{step.get('name', uses)}` could carry secret.key")
+                # A path naming secret.key, or the whole state folder, carries the key, unless the job
+                # deletes it before it saves the cache.
+                included = [path for path in step["with"]["path"].split() if not path.startswith("!")]
+                carries_key = any("secret.key" in path or path.rstrip("/") == ".fleet-images" for path in included)
+                removed_first = "cache/save" in uses and "rm .fleet-images/secret.key" in steps_text(job)
+                check(not carries_key or removed_first, f"workflow: {job_name}: `{step.get('name', uses)}` could carry secret.key")
         uses_signing_key = "secrets.FLEET_SIGNING_KEY" in yaml.safe_dump(job)
         check(not uses_signing_key or job_name in ("plan", "build"), f"workflow: the signing key reaches the {job_name} job")
         check(not uses_signing_key or job.get("environment") == "fleet-signing", f"workflow: {job_name} gets the signing key outside the fleet-signing environment")
@@ -204,8 +207,8 @@ EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 class GitHubRun:
     """One run of the workflow: its artifacts, and the cache it shares with later runs."""
 
-    def __init__(self, workflow, root, binary, secrets_, cache, run_id, shards):
-        self.workflow, self.root, self.binary, self.secrets, self.cache = workflow, root, binary, secrets_, cache
+    def __init__(self, workflow, root, secrets_, cache, run_id, shards):
+        self.workflow, self.root, self.secrets, self.cache = workflow, root, secrets_, cache
         self.run_id, self.shards = run_id, shards
         self.artifacts = os.path.join(root, "artifacts")
         self.outputs = {}
@@ -287,7 +290,7 @@ class GitHubRun:
                 names = [given["name"]]
                 into = lambda name: os.path.join(workspace, given.get("path", "."))
             else:
-                names = sorted(name for name in os.listdir(self.artifacts) if fnmatch_name(name, given["pattern"]))
+                names = sorted(name for name in os.listdir(self.artifacts) if fnmatch.fnmatchcase(name, given["pattern"]))
                 into = lambda name: os.path.join(workspace, given.get("path", "."), name)
             for name in names:
                 shutil.copytree(os.path.join(self.artifacts, name), into(name), dirs_exist_ok=True)
@@ -305,11 +308,6 @@ class GitHubRun:
             self.cache[given["key"]] = (len(self.cache), saved)
         else:
             raise Failure(f"github: the stand-in runner does not know the action {action}")
-
-
-def fnmatch_name(name, pattern):
-    import fnmatch
-    return fnmatch.fnmatchcase(name, pattern)
 
 
 def artifact_root(workspace, patterns):
@@ -334,7 +332,6 @@ def artifact_root(workspace, patterns):
 
 def matching(workspace, patterns):
     """The files an upload-artifact path list names: globs and folders, minus `!` exclusions."""
-    import fnmatch
     chosen = set()
     for pattern in patterns:
         if pattern.startswith("!"):
@@ -375,7 +372,7 @@ def github(binary):
         for night in (1, 2):
             night_root = os.path.join(root, f"night-{night}")
             os.makedirs(os.path.join(night_root, "artifacts"))
-            runner = GitHubRun(workflow, night_root, binary, made, cache, run_id=1000 + night, shards=shards)
+            runner = GitHubRun(workflow, night_root, made, cache, run_id=1000 + night, shards=shards)
             # The tool job's artifact: BIN stands for what it builds.
             os.makedirs(os.path.join(runner.artifacts, "fleet-images-tool"))
             shutil.copy2(binary, os.path.join(runner.artifacts, "fleet-images-tool", "fleet-images"))
