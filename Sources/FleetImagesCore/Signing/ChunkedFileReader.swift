@@ -49,14 +49,14 @@ enum ChunkedFileReader {
                     // below finds nothing and the loop ends).
                     let end = lseek(fd, 0, SEEK_END)
                     if end > position {
-                        try handZeros(up: end - position, from: &zeros, body: body)
+                        try handZeros(up: end - position, from: &zeros, path: path, body: body)
                         position = end
                         continue
                     }
                 } else if data < 0 {
                     holesKnown = false
                 } else if data > position {
-                    try handZeros(up: min(data - position, off_t(buffer.count)), from: &zeros, body: body)
+                    try handZeros(up: min(data - position, off_t(buffer.count)), from: &zeros, path: path, body: body)
                     position += min(data - position, off_t(buffer.count))
                     continue
                 } else {
@@ -83,8 +83,9 @@ enum ChunkedFileReader {
         }
     }
 
-    /// Hands `count` zero bytes to `body`, at most one buffer at a time.
-    private static func handZeros(up count: off_t, from zeros: inout UnsafeMutableRawBufferPointer?,
+    /// Hands `count` zero bytes to `body`, at most one buffer at a time, checking for cancellation
+    /// between buffers as the reading loop does (a trailing hole can be gigabytes).
+    private static func handZeros(up count: off_t, from zeros: inout UnsafeMutableRawBufferPointer?, path: String,
                                   body: (UnsafeRawBufferPointer) throws(SigningError) -> Void) throws(SigningError) {
         let block: UnsafeMutableRawBufferPointer
         if let zeros { block = zeros } else {
@@ -94,6 +95,7 @@ enum ChunkedFileReader {
         }
         var left = count
         while left > 0 {
+            if Task.isCancelled { throw .cancelled(path: path) }
             let size = Int(min(left, off_t(block.count)))
             try body(UnsafeRawBufferPointer(rebasing: block[0..<size]))
             left -= off_t(size)
