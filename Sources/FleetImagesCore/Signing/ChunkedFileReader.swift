@@ -4,20 +4,15 @@ import Glibc
 import Darwin
 #endif
 
-/// `read(2)`; a free function because inside `ChunkedFileReader` the name `read` is the method.
-private func systemRead(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Int {
-    read(fd, buffer, count)
-}
-
-/// Reads a file of any size (0 bytes, > 4 GiB, sparse) front to back in large chunks with `read(2)`,
-/// handing each chunk to a closure: constant memory, one pass.
+/// Reads a file of any size (0 bytes, > 4 GiB, sparse) front to back in large chunks with `pread(2)`,
+/// handing each chunk to a closure (holes as zeros, not read): constant memory, one pass.
 enum ChunkedFileReader {
     /// 4 MiB. Measured on the 2-core build machine (2 GiB file in the page cache, SHA-NI): 128 KiB to
     /// 4 MiB hash at the same speed, 8 MiB about 5 % slower (the buffer no longer fits the caches as well),
     /// and fewer, larger chunks keep system-call overhead out of the picture.
     static let bufferSize = 4 << 20
 
-    /// Calls `body` with consecutive chunks of the file; returns the number of bytes read.
+    /// Calls `body` with consecutive chunks of the file; returns the file's length as read (holes included).
     /// Stops with `SigningError.cancelled` between chunks when the current task is cancelled, so a
     /// SIGINT during the signing of a large image is honoured within milliseconds.
     ///
@@ -56,8 +51,8 @@ enum ChunkedFileReader {
                 } else if data < 0 {
                     holesKnown = false
                 } else if data > position {
-                    try handZeros(up: min(data - position, off_t(buffer.count)), from: &zeros, path: path, body: body)
-                    position += min(data - position, off_t(buffer.count))
+                    try handZeros(up: data - position, from: &zeros, path: path, body: body)
+                    position = data
                     continue
                 } else {
                     let hole = lseek(fd, position, SparseSeek.hole)
@@ -84,7 +79,7 @@ enum ChunkedFileReader {
     }
 
     /// Hands `count` zero bytes to `body`, at most one buffer at a time, checking for cancellation
-    /// between buffers as the reading loop does (a trailing hole can be gigabytes).
+    /// between buffers as the reading loop does (a hole can be gigabytes).
     private static func handZeros(up count: off_t, from zeros: inout UnsafeMutableRawBufferPointer?, path: String,
                                   body: (UnsafeRawBufferPointer) throws(SigningError) -> Void) throws(SigningError) {
         let block: UnsafeMutableRawBufferPointer
