@@ -16,11 +16,14 @@ struct NoopBenchmark {
         Report.header("noop: \(variants) up-to-date variants, build decides and exits (issue 7.2)")
         let folder = try TemporaryFolder.make("noop")
         defer { if !keep { TemporaryFolder.remove(folder) } else { print("  kept \(folder)") } }
-        let fleet = try BenchFleet.make(sites: variants, in: folder)
+        // The demo base, a real disk image: the CLI run below reads its OS as the runs in-process do.
+        let base = FileManager.default.currentDirectoryPath + "/base/demo-raspios-bookworm-arm64.img.xz"
+        guard Files.exists(base) else { throw BenchError("run from the repository root: no \(base)") }
+        let fleet = try BenchFleet.make(sites: variants, in: folder, base: .file(path: base, sha256: try Digest.sha256Hex(fileAt: base)))
 
         func runner(_ builder: SleepBuilder) -> BuildRunner {
             let options = BuildOptions(manifestPath: fleet.manifestPath, parallel: 4, commandLine: "fleet-images-bench noop", environment: [:])
-            return BuildRunner(options: options, makeBuilder: { _, _ in builder }, detectOS: { _, _, _, _ in .benchBookworm })
+            return BuildRunner(options: options, makeBuilder: { _, _ in builder })
         }
         var first: BuildSummary?
         let firstTime = try await Stopwatch.time { first = try await runner(SleepBuilder(seconds: 0)).run() }
@@ -47,7 +50,7 @@ struct NoopBenchmark {
         Report.measurement("no-op BuildRunner.run (all \(variants) up to date)", seconds: best, detail: "best of \(rounds): \(Report.list(noopTimes))")
         Report.goal("no-op time (worst of \(rounds))", value: Report.format(worst) + " s", goal: "< 1 s", met: worst < 1)
         Report.line("ratio no-op / anchor: \(Report.ratio(best / anchor)) (the decision's cost beyond loading the manifest)")
-        try breakdown(fleet, noopTotal: best)
+        try await breakdown(fleet, noopTotal: best)
 
         if let binary, FileManager.default.isExecutableFile(atPath: binary) {
             // The CLI must find the same state: it was made beside the manifest by the runs above.
@@ -66,27 +69,28 @@ struct NoopBenchmark {
     /// The no-op's parts, each timed alone with the public API the runner uses: load, plan (every
     /// input file digested), the per-variant up-to-date query; the rest (lock, run row, one
     /// up-to-date row per variant, finishing the run) is the remainder.
-    func breakdown(_ fleet: BenchFleet, noopTotal: Double) throws {
+    func breakdown(_ fleet: BenchFleet, noopTotal: Double) async throws {
         let state = StateLocation(manifestDirectory: fleet.directory, override: nil)
         var outcome: FleetLoader.Outcome?
         let load = Stopwatch.time { outcome = FleetLoader.load(manifestPath: fleet.manifestPath, environment: [:]) }
         guard let outcome, let manifest = outcome.manifest else { throw BenchError("the manifest does not load") }
         let store = try ProvenanceStore.open(at: state.databasePath)
         let key = try StateSecretKey.loadOrCreate(inDirectory: state.directory)
+        let os = try await BuildRunner.defaultOSDetection(manifest, state: state, variants: outcome.variants, log: { _ in })
         var plan: Plan?
-        let planning = try Stopwatch.time { plan = try Planner(manifest: manifest, environment: [:], secretKey: key).plan(outcome.variants, os: .benchBookworm) }
+        let planning = try Stopwatch.time { plan = try Planner(manifest: manifest, environment: [:], secretKey: key).plan(outcome.variants, os: os) }
         var found = 0
         let queries = try Stopwatch.time {
+            let builds = try store.latestSuccessfulBuilds(plan!.variants.map { ($0.variant.id, $0.inputsDigest) })
             for planned in plan!.variants {
-                if let build = try store.latestSuccessfulBuild(variantID: planned.variant.id, inputsDigest: planned.inputsDigest),
-                   let path = build.artifactPath, Files.exists(path) { found += 1 }
+                if let path = builds[planned.variant.id]?.artifactPath, Files.exists(path) { found += 1 }
             }
         }
         guard found == variants else { throw BenchError("only \(found) of \(variants) variants have a recorded build") }
         Report.line("breakdown (wall seconds, each part alone):")
         Report.measurement("  FleetLoader.load", seconds: load)
         Report.measurement("  Planner.plan (digests of every input)", seconds: planning)
-        Report.measurement("  \(variants) × latestSuccessfulBuild + stat", seconds: queries)
+        Report.measurement("  latestSuccessfulBuilds of \(variants) + stat", seconds: queries)
         Report.measurement("  remainder (lock, run row, \(variants) up-to-date rows, finish)", seconds: max(0, noopTotal - load - planning - queries))
     }
 }

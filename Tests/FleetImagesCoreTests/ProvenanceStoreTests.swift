@@ -103,6 +103,62 @@ struct ProvenanceStoreTests {
         #expect(indexes.contains("build_on_runID_origin"))
     }
 
+    /// The copy is made inside SQLite from the table's own columns: every column but the run's own
+    /// comes from the reused build, and a batch with one build that cannot be reused records none.
+    @Test func upToDateRowsCopyEveryColumnButTheRunsOwn() throws {
+        let folder = try ProvenanceTempDirectory()
+        let path = folder.file("state.sqlite")
+        let store = try ProvenanceStore.open(at: path)
+        let ids = try ProvenanceFixture.populate(store)
+        let original = try #require(try store.build(id: ids.zrhArm64First))
+        let run = try store.beginRun(ProvenanceFixture.runStart(at: Date()))
+        let when = ProvenanceFixture.t0.addingTimeInterval(7 * 86_400)
+        let copies = try store.recordUpToDate(runID: run, reusing: [ids.zrhArm64First, ids.zrhArm64UpToDate], at: when)
+        #expect(copies.count == 2 && copies[0] != copies[1])
+
+        var expected = original
+        expected.id = copies[0]
+        expected.runID = run
+        expected.startedAt = when
+        expected.finishedAt = when
+        expected.status = .upToDate
+        expected.exitCode = nil
+        expected.errorMessage = nil
+        expected.logPath = nil
+        expected.originID = nil
+        expected.reusedBuildID = ids.zrhArm64First
+        #expect(try store.build(id: copies[0]) == expected)
+        // Reusing an up-to-date row points at the original build, not at the row.
+        #expect(try store.build(id: copies[1])?.reusedBuildID == ids.zrhArm64First)
+        // The same inputs in the same order, each its own row of the copy.
+        let inputs = { (id: Int64) in
+            try store.inputs(buildID: id).map { input -> BuildInputRecord in
+                var copy = input
+                copy.id = nil
+                copy.buildID = 0
+                return copy
+            }
+        }
+        #expect(try !inputs(ids.zrhArm64First).isEmpty)
+        #expect(try inputs(copies[0]) == inputs(ids.zrhArm64First))
+        // Read from the reused build: an up-to-date row adds no input rows.
+        #expect(try ProvenanceTool.sqlite(path, "SELECT count(*) FROM buildInput WHERE buildID IN (\(copies[0]), \(copies[1]))") == ["0"])
+        #expect(try inputs(copies[1]) == inputs(ids.zrhArm64First))
+
+        let before = try store.builds(filter: BuildFilter(scope: .allHistory, runID: run)).count
+        #expect(before == 2)
+        #expect(throws: ProvenanceError.notReusable(buildID: ids.berFailed, status: .failed)) {
+            try store.recordUpToDate(runID: run, reusing: [ids.zrhArm64First, ids.berFailed])
+        }
+        #expect(throws: ProvenanceError.buildNotFound(id: 999, path: path)) {
+            try store.recordUpToDate(runID: run, reusing: [ids.zrhArm64First, 999])
+        }
+        #expect(throws: ProvenanceError.runNotFound(id: 999, path: path)) {
+            try store.recordUpToDate(runID: 999, reusing: [ids.zrhArm64First])
+        }
+        #expect(try store.builds(filter: BuildFilter(scope: .allHistory, runID: run)).count == before)
+    }
+
     @Test func recordsAFullRunAndReadsItBack() throws {
         let folder = try ProvenanceTempDirectory()
         let path = folder.file("state.sqlite")
@@ -151,7 +207,8 @@ struct ProvenanceStoreTests {
                 "zrh-lab-arm64|succeeded|2786918400", "zrh-lab-armhf|succeeded|2147483648",
                 "ber-office-arm64|failed|", "zrh-lab-arm64|up-to-date|2786918400", "ber-office-arm64|failed|",
             ])
-        #expect(try ProvenanceTool.sqlite(path, "SELECT count(*) FROM buildInput") == ["25"])
+        // 4 builds with 5 inputs each; the up-to-date row has its reused build's, not a copy.
+        #expect(try ProvenanceTool.sqlite(path, "SELECT count(*) FROM buildInput") == ["20"])
         #expect(try ProvenanceTool.sqlite(path, "SELECT startedAt FROM run WHERE id = \(ids.run1)") == ["2025-06-01 02:00:00.000"])
     }
 

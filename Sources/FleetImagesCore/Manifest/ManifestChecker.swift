@@ -154,15 +154,13 @@ public struct ManifestChecker: Sendable {
                   Self.fileProblem(variant.claim.privateKey, what: "", directory: manifest.directory) == nil else { continue }
             pairs.append((key, variant))
         }
-        let results = ResultSlots(count: pairs.count)
-        let work = pairs.map(\.variant)
-        DispatchQueue.concurrentPerform(iterations: work.count) { index in
+        let checked = pairs.map(\.variant).concurrentMap { variant in
             var local = Diagnostics()
-            checkClaimCertificate(work[index], &local)
-            results.set(index, local.items)
+            checkClaimCertificate(variant, &local)
+            return local.items
         }
         var byKey: [String: [Diagnostic]] = [:]
-        for (index, pair) in pairs.enumerated() { byKey[pair.key] = results.get(index) }
+        for (index, pair) in pairs.enumerated() { byKey[pair.key] = checked[index] }
         return byKey
     }
 
@@ -211,16 +209,4 @@ public enum WifiRules {
         }
         return nil
     }
-}
-
-/// Per-index results written from `concurrentPerform`.
-private final class ResultSlots: @unchecked Sendable {
-    // @unchecked: every access goes through `lock`.
-    private var slots: [[Diagnostic]]
-    private let lock = NSLock()
-
-    init(count: Int) { slots = Array(repeating: [], count: count) }
-
-    func set(_ index: Int, _ value: [Diagnostic]) { lock.withLock { slots[index] = value } }
-    func get(_ index: Int) -> [Diagnostic] { lock.withLock { slots[index] } }
 }

@@ -30,7 +30,7 @@ public struct Plan: Sendable {
     public var os: DeviceOS
 }
 
-public struct Planner {
+public struct Planner: Sendable {
     public var manifest: Manifest
     public var environment: [String: String]
     /// The state's local HMAC key (see ``StateSecretKey``).
@@ -47,76 +47,83 @@ public struct Planner {
     }
 
     /// Plans `variants` (already checked by ``ManifestChecker``) for a base image running `os`.
+    /// Variants are planned on every core; a failure is the first in manifest order.
     public func plan(_ variants: [Variant], os: DeviceOS) throws -> Plan {
-        var fileDigests: [String: String] = [:]
-        var keyedDigests: [String: String] = [:]
         let resolver = SecretResolver(manifest: manifest, environment: environment)
-        let base = baseImageIdentity()
-        let (builder, variableInputs) = try builderIdentity(resolver: resolver)
-        var planned: [PlannedVariant] = []
-        planned.reserveCapacity(variants.count)
+        let shared = Shared(base: baseImageIdentity(), builder: try builderIdentity(resolver: resolver), os: os,
+                            fileDigests: ConcurrentCache(), keyedDigests: ConcurrentCache())
+        let planned = variants.concurrentMap { variant in Result { try plan(variant, shared, resolver: resolver) } }
+        return Plan(manifest: manifest, variants: try planned.map { try $0.get() }, baseImageDigest: shared.base.digest, os: os)
+    }
 
-        for variant in variants {
-            var secrets = VariantSecrets()
-            if let wifi = variant.wifi {
-                switch resolver.passphrase(wifi.psk) {
-                case .success(let value): secrets.psk = value
-                case .failure(let problem): throw Failure(description: "\(wifi.pskPath): \(problem)")
-                }
+    /// What every variant's plan uses: the fleet-wide parts of the identity, and the digests of
+    /// files many variants share (each file is read once).
+    private struct Shared: Sendable {
+        var base: BaseIdentity
+        var builder: (identity: BuilderIdentity, inputs: [InputDigest])
+        var os: DeviceOS
+        var fileDigests: ConcurrentCache<String>
+        var keyedDigests: ConcurrentCache<String>
+    }
+
+    private func plan(_ variant: Variant, _ shared: Shared, resolver: SecretResolver) throws -> PlannedVariant {
+        var secrets = VariantSecrets()
+        if let wifi = variant.wifi {
+            switch resolver.passphrase(wifi.psk) {
+            case .success(let value): secrets.psk = value
+            case .failure(let problem): throw Failure(description: "\(wifi.pskPath): \(problem)")
             }
-            if let user = variant.user, let source = user.passwordHash {
-                switch resolver.passwordHash(source) {
-                case .success(let value): secrets.passwordHash = value
-                case .failure(let problem): throw Failure(description: "\(user.passwordHashPath ?? user.namePath): \(problem)")
-                }
-            }
-            var keyInputs: [InputDigest] = []
-            for key in variant.ssh?.authorizedKeys ?? [] {
-                for (index, parsed) in try authorizedKeys(key).enumerated() {
-                    secrets.authorizedKeys.append(parsed.line)
-                    keyInputs.append(InputDigest(role: "ssh-authorized-key", name: "\(key.file)#\(index + 1)", algorithm: "ssh-fingerprint", digest: parsed.fingerprint))
-                }
-            }
-            let items = VariantContent.items(for: variant, manifest: manifest, os: os, secrets: secrets)
-            var inputs: [InputDigest] = variableInputs + keyInputs
-            var described: [CanonicalItem] = []
-            for item in items {
-                var digest: InputDigest?
-                switch item.source {
-                case .file(let relative, let secret):
-                    let role = [VariantContent.claimCertificatePath, VariantContent.legacyClaimCertificatePath].contains(item.destination) ? "claim-certificate"
-                        : [VariantContent.claimKeyPath, VariantContent.legacyClaimKeyPath].contains(item.destination) ? "claim-private-key" : "file"
-                    if secret {
-                        let value = try keyedDigests[relative] ?? hmacOfFile(relative)
-                        keyedDigests[relative] = value
-                        digest = InputDigest(role: role, name: relative, algorithm: "hmac-sha256", digest: value)
-                    } else {
-                        let value = try fileDigests[relative] ?? sha256OfFile(relative)
-                        fileDigests[relative] = value
-                        digest = InputDigest(role: role, name: relative, algorithm: "sha256", digest: value)
-                    }
-                case .generated(let name, let bytes, let secret):
-                    digest = secret
-                        ? InputDigest(role: "generated-secret", name: name, algorithm: "hmac-sha256", digest: Digest.hmacSHA256Hex(key: secretKey, message: bytes))
-                        : InputDigest(role: "generated", name: name, algorithm: "sha256", digest: Digest.sha256Hex(bytes))
-                case .hostsEntry, .kernelParameter, .directory, .symlink:
-                    digest = nil
-                }
-                if let digest { inputs.append(digest) }
-                described.append(CanonicalItem(item, digest: digest?.digest))
-            }
-            let canonical = CanonicalVariant(
-                tool: FleetImagesVersion.current, fleet: manifest.fleet, base: base, os: [os.codename, os.initFormat.rawValue], builder: builder,
-                id: variant.id, site: variant.site, axes: variant.axes, region: variant.region,
-                iot: [variant.iot.dataEndpoint, variant.iot.credentialEndpoint, variant.iot.roleAlias, variant.iot.provisioningTemplate],
-                wifi: variant.wifi.map { [$0.ssid, $0.country, $0.hidden ? "hidden" : "visible"] }, hostname: variant.hostname,
-                items: described)
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            let bytes = try encoder.encode(canonical)
-            planned.append(PlannedVariant(variant: variant, items: items, inputs: inputs, inputsDigest: Digest.sha256Hex(Array(bytes))))
         }
-        return Plan(manifest: manifest, variants: planned, baseImageDigest: base.digest, os: os)
+        if let user = variant.user, let source = user.passwordHash {
+            switch resolver.passwordHash(source) {
+            case .success(let value): secrets.passwordHash = value
+            case .failure(let problem): throw Failure(description: "\(user.passwordHashPath ?? user.namePath): \(problem)")
+            }
+        }
+        var keyInputs: [InputDigest] = []
+        for key in variant.ssh?.authorizedKeys ?? [] {
+            for (index, parsed) in try authorizedKeys(key).enumerated() {
+                secrets.authorizedKeys.append(parsed.line)
+                keyInputs.append(InputDigest(role: "ssh-authorized-key", name: "\(key.file)#\(index + 1)", algorithm: "ssh-fingerprint", digest: parsed.fingerprint))
+            }
+        }
+        let os = shared.os
+        let items = VariantContent.items(for: variant, manifest: manifest, os: os, secrets: secrets)
+        var inputs: [InputDigest] = shared.builder.inputs + keyInputs
+        var described: [CanonicalItem] = []
+        for item in items {
+            var digest: InputDigest?
+            switch item.source {
+            case .file(let relative, let secret):
+                let role = [VariantContent.claimCertificatePath, VariantContent.legacyClaimCertificatePath].contains(item.destination) ? "claim-certificate"
+                    : [VariantContent.claimKeyPath, VariantContent.legacyClaimKeyPath].contains(item.destination) ? "claim-private-key" : "file"
+                if secret {
+                    let value = try shared.keyedDigests.value(for: relative) { try hmacOfFile(relative) }
+                    digest = InputDigest(role: role, name: relative, algorithm: "hmac-sha256", digest: value)
+                } else {
+                    let value = try shared.fileDigests.value(for: relative) { try sha256OfFile(relative) }
+                    digest = InputDigest(role: role, name: relative, algorithm: "sha256", digest: value)
+                }
+            case .generated(let name, let bytes, let secret):
+                digest = secret
+                    ? InputDigest(role: "generated-secret", name: name, algorithm: "hmac-sha256", digest: Digest.hmacSHA256Hex(key: secretKey, message: bytes))
+                    : InputDigest(role: "generated", name: name, algorithm: "sha256", digest: Digest.sha256Hex(bytes))
+            case .hostsEntry, .kernelParameter, .directory, .symlink:
+                digest = nil
+            }
+            if let digest { inputs.append(digest) }
+            described.append(CanonicalItem(item, digest: digest?.digest))
+        }
+        let canonical = CanonicalVariant(
+            tool: FleetImagesVersion.current, fleet: manifest.fleet, base: shared.base, os: [os.codename, os.initFormat.rawValue], builder: shared.builder.identity,
+            id: variant.id, site: variant.site, axes: variant.axes, region: variant.region,
+            iot: [variant.iot.dataEndpoint, variant.iot.credentialEndpoint, variant.iot.roleAlias, variant.iot.provisioningTemplate],
+            wifi: variant.wifi.map { [$0.ssid, $0.country, $0.hidden ? "hidden" : "visible"] }, hostname: variant.hostname,
+            items: described)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let bytes = try encoder.encode(canonical)
+        return PlannedVariant(variant: variant, items: items, inputs: inputs, inputsDigest: Digest.sha256Hex(Array(bytes)))
     }
 
     /// The keys of an OpenSSH public key file, parsed (comments and blank lines dropped).
@@ -140,7 +147,7 @@ public struct Planner {
         }
     }
 
-    struct BaseIdentity: Encodable {
+    struct BaseIdentity: Encodable, Sendable {
         var source: String
         var digest: String
         var arch: String
@@ -160,7 +167,7 @@ public struct Planner {
         return BaseIdentity(source: source, digest: digest, arch: spec.arch, boot: spec.bootPartition, root: spec.rootPartition, bootMount: spec.bootMount)
     }
 
-    struct BuilderIdentity: Encodable {
+    struct BuilderIdentity: Encodable, Sendable {
         var kind: String
         var image: String?
         var template: String?

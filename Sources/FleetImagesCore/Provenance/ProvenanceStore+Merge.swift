@@ -270,7 +270,12 @@ extension ProvenanceStore {
                 continue  // a build's inputs are recorded with its start, once: they never change
             }
             try incoming.insert(db)
-            try BuildInputRecord.insertAll(snapshot.inputs[shardBuild.id!] ?? [], buildID: incoming.id!, db)
+            var inputs = snapshot.inputs[shardBuild.id!] ?? []
+            if inputs.isEmpty, incoming.reusedBuildID == nil, let reused = shardBuild.reusedBuildID {
+                // An up-to-date row has its reused build's inputs; that build is not here, so they are copied.
+                inputs = snapshot.inputs[reused] ?? []
+            }
+            try BuildInputRecord.insertAll(inputs, buildID: incoming.id!, db)
             result.buildsAdded += 1
         }
     }

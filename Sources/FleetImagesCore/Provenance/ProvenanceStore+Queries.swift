@@ -18,14 +18,24 @@ extension ProvenanceStore {
         try read("reading build \(id)") { db in try BuildRecord.fetchOne(db, key: id) }
     }
 
-    /// The inputs of a build, in the order they were recorded.
+    /// The inputs of a build, in the order they were recorded. An up-to-date row has those of the
+    /// build it reuses (older databases hold a copy of them under the row itself; either is read).
     public func inputs(buildID: Int64) throws -> [BuildInputRecord] {
         try read("reading the inputs of build \(buildID)") { db in
-            try BuildInputRecord
-                .filter(BuildInputRecord.Columns.buildID == buildID)
-                .order(BuildInputRecord.Columns.id)
-                .fetchAll(db)
+            let own = try Self.recordedInputs(db, buildID: buildID)
+            // (A pruned up-to-date row still names the build it reused.)
+            guard own.isEmpty, let reused = try Int64.fetchOne(db, sql: "SELECT reusedBuildID FROM build WHERE id = ?", arguments: [buildID]) else {
+                return own
+            }
+            return try Self.recordedInputs(db, buildID: reused)
         }
+    }
+
+    private static func recordedInputs(_ db: Database, buildID: Int64) throws -> [BuildInputRecord] {
+        try BuildInputRecord
+            .filter(BuildInputRecord.Columns.buildID == buildID)
+            .order(BuildInputRecord.Columns.id)
+            .fetchAll(db)
     }
 
     /// The newest build of a variant, whatever its status.
@@ -41,13 +51,24 @@ extension ProvenanceStore {
     /// The newest succeeded or up-to-date build of a variant with this inputs digest: the
     /// incremental check's candidate. The caller still checks that its artifact exists.
     public func latestSuccessfulBuild(variantID: String, inputsDigest: String) throws -> BuildRecord? {
-        try read("looking up an earlier build of \(variantID)") { db in
-            try BuildRecord
-                .filter(BuildRecord.Columns.variantID == variantID)
-                .filter(BuildRecord.Columns.inputsDigest == inputsDigest)
-                .filter(BuildStatus.withArtifact.contains(BuildRecord.Columns.status))
-                .order(BuildRecord.Columns.id.desc)
-                .fetchOne(db)
+        try latestSuccessfulBuilds([(variantID, inputsDigest)])[variantID]
+    }
+
+    /// ``latestSuccessfulBuild(variantID:inputsDigest:)`` for many variants in one read (the
+    /// nightly decision asks it of every variant): keyed by variant id, absent when there is none.
+    public func latestSuccessfulBuilds(_ wanted: [(variantID: String, inputsDigest: String)]) throws -> [String: BuildRecord] {
+        guard !wanted.isEmpty else { return [:] }
+        return try read("looking up earlier builds") { db in
+            let reusable = BuildStatus.withArtifact.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+            let statement = try db.cachedStatement(sql: """
+                SELECT * FROM build WHERE variantID = ? AND inputsDigest = ? AND status IN (\(reusable))
+                ORDER BY id DESC LIMIT 1
+                """)
+            var found: [String: BuildRecord] = [:]
+            for (variantID, inputsDigest) in wanted {
+                if let build = try BuildRecord.fetchOne(statement, arguments: [variantID, inputsDigest]) { found[variantID] = build }
+            }
+            return found
         }
     }
 

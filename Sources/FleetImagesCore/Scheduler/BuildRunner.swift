@@ -159,8 +159,9 @@ public struct BuildRunner: Sendable {
         var toBuild: [PlannedVariant] = []
         var results: [String: VariantResult] = [:]
         var reuse: [String: Int64] = [:]
+        let earlier = options.force ? [:] : (try? store.latestSuccessfulBuilds(plan.variants.map { ($0.variant.id, $0.inputsDigest) })) ?? [:]
         for planned in plan.variants {
-            if !options.force, let previous = try? store.latestSuccessfulBuild(variantID: planned.variant.id, inputsDigest: planned.inputsDigest),
+            if let previous = earlier[planned.variant.id],
                let path = previous.artifactPath, let size = previous.artifactSize, Self.fileSize(path) == UInt64(size), let id = previous.id,
                Self.latestIsOn(image: path, variant: planned.variant.id, dryRun: options.dryRun, events: events) {
                 results[planned.variant.id] = VariantResult(variant: planned.variant.id, status: .upToDate, image: path, sha256: previous.artifactSHA256, buildID: id)
@@ -260,7 +261,8 @@ public struct BuildRunner: Sendable {
         // A build whose end could not be recorded when it ended (a full state disk: its work folder
         // is gone now, so there may be room) is recorded now, as what it was: finishing the run
         // would otherwise call it interrupted.
-        for result in ordered {
+        // (An up-to-date result names the build it reuses, of an earlier run: nothing to finish.)
+        for result in ordered where result.status != .upToDate {
             guard let id = result.buildID else { continue }
             let row: BuildRecord?
             do { row = try store.build(id: id) } catch {

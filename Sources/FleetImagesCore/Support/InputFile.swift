@@ -58,7 +58,8 @@ enum InputFile {
         }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(Int(info.st_size))
-        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+        // Sized to the file (most are under a few KiB, and a plan reads thousands), at most 64 KiB.
+        var chunk = [UInt8](repeating: 0, count: min(64 << 10, max(512, Int(info.st_size) + 1)))
         while true {
             let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, $0.count) }
             if count < 0 {
