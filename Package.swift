@@ -20,10 +20,15 @@ let package = Package(
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
         ),
+        .systemLibrary(
+            name: "CCompression",
+            providers: [.apt(["liblzma-dev", "libzstd-dev"])]
+        ),
         .target(
             name: "FleetImagesCore",
             dependencies: [
                 "COpenSSL",
+                "CCompression",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "GRDB", package: "GRDB.swift"),

@@ -6,12 +6,14 @@ set -euo pipefail
 packages=(
   libssl-dev openssl          # signing: the system libcrypto 3.x and the openssl CLI tests cross-check with
   libsqlite3-dev sqlite3      # provenance database (GRDB over the system SQLite)
+  liblzma-dev libzstd-dev     # output.compress: .img.xz and .img.zst written in the signing pass
   e2fsprogs mtools            # the inject builder writes ext4 with debugfs and FAT with mtools
   dosfstools fdisk            # tests make and check real images (mkfs.vfat, fsck.fat, sfdisk)
   xz-utils zstd gzip unzip zip  # compressed base images (zip: the tests make a .zip base)
   python3                     # the JSON Schema test
   strace                      # fault tests kill a run at a chosen system call
   whois openssh-client        # mkpasswd and ssh-keygen: tests make login hashes and SSH keys and check fingerprints
+  bmap-tools                  # tests write images with `bmaptool copy` from the .bmap fleet-images makes
 )
 if [ "${FLEET_IMAGES_WITH_DOCKER:-0}" = 1 ]; then
   packages+=(docker.io busybox-static    # packer-docker tests: a real engine and a stand-in image

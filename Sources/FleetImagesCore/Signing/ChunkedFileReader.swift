@@ -22,17 +22,38 @@ enum ChunkedFileReader {
     /// pushed everything else out of memory. Where the file system cannot say, it is read as a whole.
     @discardableResult
     static func read(_ path: String, body: (UnsafeRawBufferPointer) throws(SigningError) -> Void) throws(SigningError) -> UInt64 {
+        try read(path) { (chunk: UnsafeRawBufferPointer, _: Bool) throws(SigningError) in try body(chunk) }
+    }
+
+    /// The 4 KiB blocks holes are counted in: the block size of a block map (`.bmap`), and of ext4
+    /// and XFS. Where a file system reports a hole that does not start or end on a block boundary,
+    /// the part of it in a partly used block is read (as the zeros it is) and handed over as data,
+    /// so that every hole `body` sees covers whole blocks.
+    static let holeBlockSize = 4096
+
+    /// ``read(_:body:)`` that also says, for each chunk, whether it is a hole (`true`: zeros the
+    /// file system does not store, a whole number of ``holeBlockSize`` blocks).
+    @discardableResult
+    static func read(_ path: String, body: (UnsafeRawBufferPointer, _ isHole: Bool) throws(SigningError) -> Void) throws(SigningError) -> UInt64 {
+        let block = off_t(holeBlockSize)
         let fd = try SigningFiles.openForReading(path)
         defer { close(fd) }
         #if os(Linux)
         _ = posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL)
         #endif
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bufferSize, alignment: 4096)
+        // A file smaller than one buffer (a certificate, a config file: a plan digests thousands)
+        // gets a buffer of its size, one page more so that its end is seen in the same read, and
+        // is read without looking for holes: a 4 MiB buffer per small file cost more in mapping
+        // and unmapping memory than the hashing. (A file that grows meanwhile is still read whole.)
+        var status = stat()
+        let size = fstat(fd, &status) == 0 && status.st_size >= 0 ? Int(status.st_size) : bufferSize
+        let small = size < bufferSize
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: small ? (size / 4096 + 1) * 4096 : bufferSize, alignment: 4096)
         defer { buffer.deallocate() }
         var zeros: UnsafeMutableRawBufferPointer?
         defer { zeros?.deallocate() }
         var position: off_t = 0
-        var holesKnown = true
+        var holesKnown = !small
         while true {
             if Task.isCancelled { throw .cancelled(path: path) }
             // How much data from `position` on, at most one buffer; 0 at the end of the file.
@@ -44,19 +65,22 @@ enum ChunkedFileReader {
                     // below finds nothing and the loop ends).
                     let end = lseek(fd, 0, SEEK_END)
                     if end > position {
-                        try handZeros(up: end - position, from: &zeros, path: path, body: body)
+                        try handZeros(up: end - position, from: &zeros, path: path) { (zeros) throws(SigningError) in try body(zeros, true) }
                         position = end
                         continue
                     }
                 } else if data < 0 {
                     holesKnown = false
-                } else if data > position {
-                    try handZeros(up: data - position, from: &zeros, path: path, body: body)
-                    position = data
+                } else if data / block * block > position {
+                    // The hole up to the block the data starts in (`position` is on a block boundary).
+                    let holeEnd = data / block * block
+                    try handZeros(up: holeEnd - position, from: &zeros, path: path) { (zeros) throws(SigningError) in try body(zeros, true) }
+                    position = holeEnd
                     continue
                 } else {
-                    let hole = lseek(fd, position, SparseSeek.hole)
-                    if hole > position { dataEnd = min(dataEnd, hole) } else if hole < 0 { holesKnown = false }
+                    let hole = lseek(fd, max(position, data), SparseSeek.hole)
+                    // Data up to the end of the block the next hole starts in.
+                    if hole > position { dataEnd = min(dataEnd, (hole + block - 1) / block * block) } else if hole < 0 { holesKnown = false }
                 }
             }
             // Fill the buffer as far as the data allows so `body` sees few, large chunks.
@@ -72,7 +96,7 @@ enum ChunkedFileReader {
                 filled += count
             }
             if filled == 0 { return UInt64(position) }
-            try body(UnsafeRawBufferPointer(rebasing: buffer[0..<filled]))
+            try body(UnsafeRawBufferPointer(rebasing: buffer[0..<filled]), false)
             position += off_t(filled)
             if filled < wanted { return UInt64(position) }
         }

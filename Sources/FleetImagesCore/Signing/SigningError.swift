@@ -37,6 +37,8 @@ public enum SigningError: Error, CustomStringConvertible, Sendable {
     case cancelled(path: String)
     /// An OpenSSL operation failed; `detail` is OpenSSL's drained error queue.
     case openSSL(operation: String, path: String?, detail: String)
+    /// liblzma or libzstd refused to compress (memory, options) while writing `path`.
+    case compressionFailed(path: String, reason: String)
 
     public static let supportedKeys = "supported: RSA ≥ 2048 bits, ECDSA P-256, ECDSA P-384"
 
@@ -66,6 +68,8 @@ public enum SigningError: Error, CustomStringConvertible, Sendable {
             return "\(path): malformed sidecar: \(reason)"
         case .cancelled(let path):
             return "\(path): reading cancelled"
+        case .compressionFailed(let path, let reason):
+            return "\(path): cannot compress: \(reason)"
         case .openSSL(let operation, let path, let detail):
             let what = detail.isEmpty ? "no OpenSSL error detail" : detail
             if let path { return "\(path): \(operation) failed: \(what)" }

@@ -179,7 +179,7 @@ enum SigningFiles {
     }
 
     /// Makes a rename or link durable; failure here is not worth failing the operation for.
-    private static func syncDirectory(of path: String) {
+    static func syncDirectory(of path: String) {
         let (folder, _) = split(path)
         let fd = open(folder.isEmpty ? "." : folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if fd >= 0 {
