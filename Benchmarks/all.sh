@@ -5,7 +5,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 build_release fleet-images-bench fleet-images
 status=0
-for name in manifest scheduler noop merge inject e2e; do
+for name in manifest scheduler noop merge inject e2e compress; do
     bench "$name" || status=1
     echo
 done

@@ -25,6 +25,8 @@ commands:
               --on DIR (required)  --sites N (1000)  --parallel N (2)  --sample N (5)  --base demo|pi (demo)
   e2e         demo fleet: release binary --parallel N vs the sum of single-variant runs (issue 7.3)
               --binary PATH (.build/release/fleet-images)  --demo DIR (.)  --parallel N (2)
+  compress    one read that signs, maps and compresses an image vs xz -T2 / zstd -T2 of it (issue 14.1)
+              --image demo|pi (demo)  --threads N (2)
   make-fleet  writes a generated fleet on the demo base for scripts (Benchmarks/shard.sh SITES)
               --sites N (60)  --out DIR (must not exist)
   all         every benchmark above but disk, in this order
@@ -109,6 +111,10 @@ func runBenchmarks(_ arguments: Arguments) async throws {
     if all || arguments.command == "merge" {
         try await MergeBenchmark(perShard: arguments.int("builds", 1000), rounds: arguments.int("rounds", 3),
                                  binary: binary, keep: arguments.keep).run()
+        ran = true
+    }
+    if all || arguments.command == "compress" {
+        try CompressBenchmark(image: arguments.string("image") ?? "demo", threads: arguments.int("threads", 2), keep: arguments.keep).run()
         ran = true
     }
     if arguments.command == "make-fleet" {

@@ -13,7 +13,11 @@ struct StateOptions: ParsableArguments {
     /// `prune` do), so a damaged file stays as it is and an archived read-only copy can be read.
     /// No store when nothing was ever recorded.
     func open() throws -> (manifest: Manifest?, variantIDs: [String]?, store: ProvenanceStore?) {
-        let (manifest, diagnostics) = ManifestReader.read(path: manifestOptions.manifest)
+        try Self.open(manifestPath: manifestOptions.manifest, state: state)
+    }
+
+    static func open(manifestPath: String, state: String?) throws -> (manifest: Manifest?, variantIDs: [String]?, store: ProvenanceStore?) {
+        let (manifest, diagnostics) = ManifestReader.read(path: manifestPath)
         var variantIDs: [String]?
         if let manifest {
             let (overlays, _) = Overlay.scan(manifest: manifest)

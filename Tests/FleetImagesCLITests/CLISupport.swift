@@ -252,7 +252,7 @@ struct ImageFolder {
 }
 
 enum OutputCheck {
-    static let sidecars = [".img", ".img.sha256", ".img.sig", ".img.intoto.json"]
+    static let sidecars = [".img", ".img.bmap", ".img.sha256", ".img.sig", ".img.intoto.json"]
 
     /// Every entry of `<output>/<variant>/` except `latest`; hidden ones included.
     static func entries(_ output: String, _ variant: String) -> [String] {

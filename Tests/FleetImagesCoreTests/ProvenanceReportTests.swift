@@ -82,7 +82,7 @@ struct ProvenanceReportTests {
         #expect(upToDate["run_id"] as? Int64 == ids.run2)
         #expect(upToDate["started_at"] as? String == "2025-06-02T02:00:02.000Z")
         let artifact = try #require(upToDate["artifact"] as? [String: Any])
-        #expect(Set(artifact.keys) == ["path", "size", "sha256", "signature", "signing_key"])
+        #expect(Set(artifact.keys) == ["path", "size", "sha256", "signature", "signing_key", "block_map", "compressed"])
         #expect(artifact["size"] as? Int64 == 2_786_918_400)
         #expect(artifact["path"] as? String == "build/images/zrh-lab-arm64.img")
 

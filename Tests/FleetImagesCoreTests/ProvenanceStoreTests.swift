@@ -12,7 +12,7 @@ struct ProvenanceStoreTests {
         try store.close()
 
         // Checked with the sqlite3 tool, not through GRDB.
-        #expect(try ProvenanceTool.sqlite(path, "SELECT identifier FROM grdb_migrations ORDER BY identifier") == ["v1-runs-builds-inputs", "v2-ssh-fingerprint-digests", "v3-shard-merge"])
+        #expect(try ProvenanceTool.sqlite(path, "SELECT identifier FROM grdb_migrations ORDER BY identifier") == ["v1-runs-builds-inputs", "v2-ssh-fingerprint-digests", "v3-shard-merge", "v4-compressed-outputs"])
         #expect(try ProvenanceTool.sqlite(path, "PRAGMA journal_mode") == ["wal"])
         let tables = try ProvenanceTool.sqlite(path, "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")
         #expect(tables.contains("run") && tables.contains("build") && tables.contains("buildInput"))
@@ -28,7 +28,7 @@ struct ProvenanceStoreTests {
         let store = try ProvenanceStore.open(at: path)
         #expect(try store.runs().isEmpty)
         try store.close()
-        #expect(try ProvenanceTool.sqlite(path, "SELECT count(*) FROM grdb_migrations") == ["3"])
+        #expect(try ProvenanceTool.sqlite(path, "SELECT count(*) FROM grdb_migrations") == ["4"])
     }
 
     @Test func reopeningKeepsTheDataAndDoesNotMigrateAgain() throws {
@@ -37,7 +37,7 @@ struct ProvenanceStoreTests {
         let ids = try ProvenanceFixture.populate(ProvenanceStore.open(at: path))
         let store = try ProvenanceStore.open(at: path)
         #expect(try store.runs().map(\.id) == [ids.run2, ids.run1])
-        #expect(try ProvenanceTool.sqlite(path, "SELECT count(*) FROM grdb_migrations") == ["3"])
+        #expect(try ProvenanceTool.sqlite(path, "SELECT count(*) FROM grdb_migrations") == ["4"])
     }
 
     /// A database written before v2 recorded SSH public keys as 'hmac-sha256'; opening it relabels

@@ -111,6 +111,18 @@ public struct PackerVariable: Sendable, Equatable {
 public struct OutputSpec: Sendable {
     public var directory: String
     public var group: String?
+    /// `compress` and `compress_level`: a compressed copy of every image, or nil (`none`, the default).
+    public var compression: CompressionSpec?
+    /// `keep_raw` (default true): false removes the raw `.img` once its compressed copy, signature
+    /// and block map are written (they are all made from it in one read).
+    public var keepRaw: Bool = true
+
+    public init(directory: String, group: String?, compression: CompressionSpec? = nil, keepRaw: Bool = true) {
+        self.directory = directory
+        self.group = group
+        self.compression = compression
+        self.keepRaw = keepRaw
+    }
 }
 
 public struct SigningSpec: Sendable {

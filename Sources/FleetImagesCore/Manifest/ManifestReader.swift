@@ -349,7 +349,8 @@ public enum ManifestReader {
     static func readOutput(_ top: ObjectReader, diagnostics: inout Diagnostics) -> OutputSpec {
         var output = OutputSpec(directory: "build/images", group: nil)
         guard let value = top.value("output"),
-              let reader = ObjectReader(value, at: JSONPath.root.key("output"), knownKeys: ["directory", "group"], diagnostics: &diagnostics) else { return output }
+              let reader = ObjectReader(value, at: JSONPath.root.key("output"), knownKeys: ["directory", "group", "compress", "compress_level", "keep_raw"],
+                                        diagnostics: &diagnostics) else { return output }
         if let directory = reader.string("directory", diagnostics: &diagnostics) {
             if let problem = Names.checkRelativePath(directory.value) { diagnostics.error(directory.path, problem) } else { output.directory = directory.value }
         }
@@ -358,6 +359,29 @@ public enum ManifestReader {
                 diagnostics.error(group.path, "\"\(group.value)\" is not a group name")
             } else {
                 output.group = group.value
+            }
+        }
+        let level = reader.integer("compress_level", diagnostics: &diagnostics)
+        if let compress = reader.string("compress", diagnostics: &diagnostics) {
+            if compress.value == "none" {
+                if let level { diagnostics.error(level.path, "\"compress\" is \"none\": there is nothing to set a level for; remove \"compress_level\" or choose \"xz\" or \"zstd\"") }
+            } else if let format = CompressionSpec.Format(rawValue: compress.value) {
+                if let level, !format.levels.contains(level.value) {
+                    diagnostics.error(level.path, "\(format.rawValue) levels are \(format.levels.lowerBound) to \(format.levels.upperBound) (default \(format.defaultLevel)); \(level.value) is out of range")
+                } else {
+                    output.compression = CompressionSpec(format: format, level: level?.value)
+                }
+            } else {
+                diagnostics.error(compress.path, "unknown compression \"\(compress.value)\"; use \"none\", \"xz\" or \"zstd\"")
+            }
+        } else if let level {
+            diagnostics.error(level.path, "\"compress_level\" needs \"compress\": \"xz\" or \"zstd\"")
+        }
+        if let keepRaw = reader.bool("keep_raw", diagnostics: &diagnostics) {
+            if !keepRaw.value && output.compression == nil {
+                diagnostics.error(keepRaw.path, "\"keep_raw\": false needs \"compress\": \"xz\" or \"zstd\" (without a compressed copy nothing would be left)")
+            } else {
+                output.keepRaw = keepRaw.value
             }
         }
         return output

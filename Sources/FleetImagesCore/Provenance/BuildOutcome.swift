@@ -64,12 +64,19 @@ public struct BuildArtifact: Sendable, Hashable {
     public var signaturePath: String?
     /// SHA-256 of the signing public key (DER SubjectPublicKeyInfo), lowercase hex.
     public var signingKeyFingerprint: String?
+    /// The compressed copy (`output.compress`).
+    public var compressed: ImageOutputs.Compressed?
+    /// `<image>.bmap`.
+    public var blockMapPath: String?
 
-    public init(path: String, size: Int64, sha256: String, signaturePath: String? = nil, signingKeyFingerprint: String? = nil) {
+    public init(path: String, size: Int64, sha256: String, signaturePath: String? = nil, signingKeyFingerprint: String? = nil,
+                compressed: ImageOutputs.Compressed? = nil, blockMapPath: String? = nil) {
         self.path = path
         self.size = size
         self.sha256 = sha256
         self.signaturePath = signaturePath
         self.signingKeyFingerprint = signingKeyFingerprint
+        self.compressed = compressed
+        self.blockMapPath = blockMapPath
     }
 }

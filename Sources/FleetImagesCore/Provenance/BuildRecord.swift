@@ -39,6 +39,11 @@ public struct BuildRecord: Codable, Sendable, Hashable, FetchableRecord, Mutable
         provenancePath = try row.decode(forColumn: CodingKeys.provenancePath.stringValue)
         reusedBuildID = try row.decode(forColumn: CodingKeys.reusedBuildID.stringValue)
         originID = try row.decode(forColumn: CodingKeys.originID.stringValue)
+        compression = try row.decode(forColumn: CodingKeys.compression.stringValue)
+        compressedPath = try row.decode(forColumn: CodingKeys.compressedPath.stringValue)
+        compressedSize = try row.decode(forColumn: CodingKeys.compressedSize.stringValue)
+        compressedSHA256 = try row.decode(forColumn: CodingKeys.compressedSHA256.stringValue)
+        blockMapPath = try row.decode(forColumn: CodingKeys.blockMapPath.stringValue)
     }
 
     /// The matrix axis values of the variant as a JSON object (axis → value, sorted keys); `{}` without a matrix.
@@ -67,6 +72,14 @@ public struct BuildRecord: Codable, Sendable, Hashable, FetchableRecord, Mutable
     /// For a build brought in by `fleet-images merge`: its id in the database where it was built
     /// (nil for a build recorded here).
     public var originID: Int64?
+    /// `output.compress`: format and level (`xz 6`), and the compressed copy of the image
+    /// (`.img.xz`, `.img.zst`), its size and SHA-256.
+    public var compression: String?
+    public var compressedPath: String?
+    public var compressedSize: Int64?
+    public var compressedSHA256: String?
+    /// The image's block map (`<image>.bmap`).
+    public var blockMapPath: String?
 
     public init(
         id: Int64? = nil, runID: Int64, variantID: String, site: String, matrix: [String: String],
@@ -142,6 +155,11 @@ public struct BuildRecord: Codable, Sendable, Hashable, FetchableRecord, Mutable
         container[CodingKeys.provenancePath.stringValue] = provenancePath
         container[CodingKeys.reusedBuildID.stringValue] = reusedBuildID
         container[CodingKeys.originID.stringValue] = originID
+        container[CodingKeys.compression.stringValue] = compression
+        container[CodingKeys.compressedPath.stringValue] = compressedPath
+        container[CodingKeys.compressedSize.stringValue] = compressedSize
+        container[CodingKeys.compressedSHA256.stringValue] = compressedSHA256
+        container[CodingKeys.blockMapPath.stringValue] = blockMapPath
     }
 
     public mutating func didInsert(_ inserted: InsertionSuccess) {

@@ -11,13 +11,15 @@ import Foundation
 ///   "started_at": "2025-06-01T02:00:01.000Z", "finished_at": "2025-06-01T02:03:06.500Z",
 ///   "duration_seconds": 185.5,
 ///   "artifact": {"path": "build/images/zrh-lab-arm64.img", "size": 2786918400, "sha256": "…",
-///                "signature": "build/images/zrh-lab-arm64.img.sig", "signing_key": "…"},
+///                "signature": "build/images/zrh-lab-arm64.img.sig", "signing_key": "…",
+///                "block_map": "….img.bmap", "compressed": {"path": "….img.xz", "size": …, "sha256": "…", "compression": "xz 6"}},
 ///   "inputs_digest": "…", "run_id": 7, "build_id": 42, "reused_build_id": null,
 ///   "exit_code": 0, "error": null, "log": "…", "provenance": "….img.intoto.json"}]}
 /// ```
 /// `status` is one of `running`, `succeeded`, `failed`, `interrupted`, `up-to-date`, `pruned`,
 /// or `never-built` (a manifest variant with no build; then every other field is null).
-/// `artifact` is null when the build produced none.
+/// `artifact` is null when the build produced none; its `block_map` and `compressed` are null for
+/// builds made before them, `compressed` also when `output.compress` is `none`.
 ///
 /// `runs --json`: `{"runs": [{"run_id", "uuid", "status", "started_at", "finished_at",
 /// "duration_seconds", "command_line", "manifest": {"path", "sha256"}, "tool_version", "host",
@@ -95,9 +97,13 @@ public enum ProvenanceJSON {
             finishedAt = record.finishedAt.map(ProvenanceFormat.iso8601)
             durationSeconds = record.duration.map { ($0 * 1000).rounded() / 1000 }
             if let path = record.artifactPath, let size = record.artifactSize, let sha256 = record.artifactSHA256 {
+                var compressed: Compressed?
+                if let compressedPath = record.compressedPath, let compressedSize = record.compressedSize, let compressedSHA256 = record.compressedSHA256 {
+                    compressed = Compressed(path: compressedPath, size: compressedSize, sha256: compressedSHA256, compression: record.compression)
+                }
                 artifact = Artifact(
                     path: path, size: size, sha256: sha256, signature: record.signaturePath,
-                    signingKey: record.signingKeyFingerprint)
+                    signingKey: record.signingKeyFingerprint, blockMap: record.blockMapPath, compressed: compressed)
             }
             inputsDigest = record.inputsDigest
             runID = record.runID
@@ -145,10 +151,15 @@ public enum ProvenanceJSON {
         public var sha256: String
         public var signature: String?
         public var signingKey: String?
+        /// `<image>.bmap` (null for builds made before block maps).
+        public var blockMap: String?
+        /// The `output.compress` copy, or null.
+        public var compressed: Compressed?
 
         enum CodingKeys: String, CodingKey {
-            case path, size, sha256, signature
+            case path, size, sha256, signature, compressed
             case signingKey = "signing_key"
+            case blockMap = "block_map"
         }
 
         public func encode(to encoder: any Encoder) throws {
@@ -158,6 +169,24 @@ public enum ProvenanceJSON {
             try container.encode(sha256, forKey: .sha256)
             try container.encode(signature, forKey: .signature)
             try container.encode(signingKey, forKey: .signingKey)
+            try container.encode(blockMap, forKey: .blockMap)
+            try container.encode(compressed, forKey: .compressed)
+        }
+    }
+
+    /// `{"path", "size", "sha256", "compression"}`: the compressed copy; `compression` is the format and level (`xz 6`).
+    public struct Compressed: Codable, Sendable, Equatable {
+        public var path: String
+        public var size: Int64
+        public var sha256: String
+        public var compression: String?
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(path, forKey: .path)
+            try container.encode(size, forKey: .size)
+            try container.encode(sha256, forKey: .sha256)
+            try container.encode(compression, forKey: .compression)
         }
     }
 

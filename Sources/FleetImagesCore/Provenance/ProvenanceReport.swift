@@ -97,6 +97,12 @@ public enum ProvenanceReport {
         add("sha256", build.artifactSHA256)
         add("signature", build.signaturePath)
         add("signing key", build.signingKeyFingerprint.map { "sha256 \($0)" })
+        add("block map", build.blockMapPath)
+        if build.compressedPath != nil {
+            add("compressed", build.compressedPath)
+            add("compressed size", build.compressedSize.map { "\(ProvenanceFormat.grouped($0)) bytes (\(ProvenanceFormat.size($0)))" + (build.compression.map { ", \($0)" } ?? "") })
+            add("compressed sha256", build.compressedSHA256)
+        }
         add("provenance", build.provenancePath)
 
         let title = "Build \(build.id.map(String.init) ?? "-") of \(build.variantID)"

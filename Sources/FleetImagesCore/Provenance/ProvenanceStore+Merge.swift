@@ -253,6 +253,8 @@ extension ProvenanceStore {
             incoming.artifactPath = incoming.artifactPath.map { Self.relocate($0, variant: incoming.variantID, into: target.outputDirectory) }
             incoming.signaturePath = incoming.signaturePath.map { Self.relocate($0, variant: incoming.variantID, into: target.outputDirectory) }
             incoming.provenancePath = incoming.provenancePath.map { Self.relocate($0, variant: incoming.variantID, into: target.outputDirectory) }
+            incoming.compressedPath = incoming.compressedPath.map { Self.relocate($0, variant: incoming.variantID, into: target.outputDirectory) }
+            incoming.blockMapPath = incoming.blockMapPath.map { Self.relocate($0, variant: incoming.variantID, into: target.outputDirectory) }
             incoming.logPath = incoming.logPath.map { logCopies[$0] ?? $0 }
             incoming.reusedBuildID = try shardBuild.reusedBuildID.flatMap { reused -> Int64? in
                 guard let key = snapshot.buildKeys[reused], let reusedRun = runIDs[key.run] else { return nil }

@@ -72,6 +72,21 @@ extension ProvenanceStore {
         }
     }
 
+    /// The newest build with an image (succeeded or up to date) of each of `variantIDs`, keyed by
+    /// variant id: what `<output>/<variant>/latest` points at, even when a later build failed.
+    public func latestBuildsWithImages(variantIDs: [String]) throws -> [String: BuildRecord] {
+        guard !variantIDs.isEmpty else { return [:] }
+        return try read("looking up the latest images") { db in
+            let reusable = BuildStatus.withArtifact.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+            let statement = try db.cachedStatement(sql: "SELECT * FROM build WHERE variantID = ? AND status IN (\(reusable)) ORDER BY id DESC LIMIT 1")
+            var found: [String: BuildRecord] = [:]
+            for variantID in variantIDs {
+                if let build = try BuildRecord.fetchOne(statement, arguments: [variantID]) { found[variantID] = build }
+            }
+            return found
+        }
+    }
+
     /// The newest build of each variant (of the given variants, or of all), ordered by variant id.
     public func latestBuilds(variantIDs: [String]? = nil) throws -> [BuildRecord] {
         try builds(filter: BuildFilter(scope: .latestPerVariant, variantIDs: variantIDs))

@@ -90,6 +90,11 @@ extension ProvenanceStore {
                 build.artifactSHA256 = artifact.sha256
                 build.signaturePath = artifact.signaturePath
                 build.signingKeyFingerprint = artifact.signingKeyFingerprint
+                build.compression = artifact.compressed?.spec.description
+                build.compressedPath = artifact.compressed?.path
+                build.compressedSize = artifact.compressed.map { Int64($0.size) }
+                build.compressedSHA256 = artifact.compressed?.sha256
+                build.blockMapPath = artifact.blockMapPath
             }
             build.provenancePath = outcome.provenancePath
             try build.update(db)

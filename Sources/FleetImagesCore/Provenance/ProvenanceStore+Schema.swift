@@ -124,6 +124,16 @@ extension ProvenanceStore {
                 CREATE UNIQUE INDEX build_on_runID_origin ON build(runID, coalesce(originID, id));
                 """)
         }
+        migrator.registerMigration("v4-compressed-outputs") { db in
+            try db.execute(sql: """
+                -- "xz 6", "zstd 19": format and level, so a changed level is built again
+                ALTER TABLE build ADD COLUMN compression TEXT;
+                ALTER TABLE build ADD COLUMN compressedPath TEXT;
+                ALTER TABLE build ADD COLUMN compressedSize INTEGER;
+                ALTER TABLE build ADD COLUMN compressedSHA256 TEXT;
+                ALTER TABLE build ADD COLUMN blockMapPath TEXT;
+                """)
+        }
         return migrator
     }
 }

@@ -14,6 +14,8 @@ struct BuildContext: Sendable {
     var outputDirectory: String
     var outputGroup: gid_t?
     var timeoutSeconds: Int
+    /// Threads each image's compression uses: the cores shared among the builds running at once.
+    var compressionThreads = 1
 
     static let unavailable = BuildContext(ready: false, runID: 0, padding: .pkcs1, outputDirectory: "", timeoutSeconds: 0)
 }
@@ -44,7 +46,8 @@ extension BuildRunner {
         return BuildContext(ready: true, manifest: manifest, state: state, store: store, runID: runID, builder: builder, base: base,
                             signingKey: key, padding: RSAPadding(rawValue: manifest.signing.rsaPadding) ?? .pkcs1,
                             outputDirectory: output, outputGroup: group,
-                            timeoutSeconds: options.timeoutSeconds ?? manifest.builder.timeoutSeconds)
+                            timeoutSeconds: options.timeoutSeconds ?? manifest.builder.timeoutSeconds,
+                            compressionThreads: max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, options.parallel)))
     }
 
     /// Keeps at most `parallel` builds in flight; with `failFast` the first failure cancels the rest.
@@ -120,10 +123,16 @@ extension BuildRunner {
                 try await context.builder.build(job)
             }
             try Task.checkCancellation()
-            log("signing")
-            let signature = try ImageSigning.sign(imageAt: image, key: context.signingKey, padding: context.padding)
-            try ImageSigning.writeSidecars(signature, forImageAt: image)
-            log("sha256 \(signature.sha256), \(signature.size) bytes, signed by \(signature.keyFingerprint)")
+            let output = context.manifest.output
+            log(output.compression.map { "signing, mapping and compressing (\($0.format.rawValue) level \($0.level), \(context.compressionThreads) thread\(context.compressionThreads == 1 ? "" : "s"))" }
+                ?? "signing and mapping")
+            let written = try ImageOutputs.write(imageAt: image, key: context.signingKey, padding: context.padding,
+                                                 compression: output.compression, threads: context.compressionThreads)
+            let signature = written.signature
+            log("sha256 \(signature.sha256), \(signature.size) bytes (\(written.mappedBytes) in mapped blocks), signed by \(signature.keyFingerprint)")
+            if let compressed = written.compressed {
+                log("\((compressed.path as NSString).lastPathComponent): \(compressed.size) bytes, sha256 \(compressed.sha256)")
+            }
             try Task.checkCancellation()
 
             // Final place: <output>/<variant>/<UTC time>-<digest prefix>/<variant>.img; `latest` points at it.
@@ -132,8 +141,12 @@ extension BuildRunner {
             // The build id keeps two identical (reproducible) images built in the same second apart.
             let finalFolder = variantFolder + "/" + stamp + "-" + signature.sha256.prefix(12) + "-b\(buildID)"
             let finalImage = finalFolder + "/" + variant.id + ".img"
+            // Beside the image now, in the final folder once placed.
+            func final(_ path: String) -> String { finalFolder + "/" + (path as NSString).lastPathComponent }
             let artifact = BuildArtifact(path: finalImage, size: Int64(signature.size), sha256: signature.sha256,
-                                         signaturePath: finalImage + ".sig", signingKeyFingerprint: signature.keyFingerprint)
+                                         signaturePath: finalImage + ".sig", signingKeyFingerprint: signature.keyFingerprint,
+                                         compressed: written.compressed.map { ImageOutputs.Compressed(spec: $0.spec, path: final($0.path), size: $0.size, sha256: $0.sha256) },
+                                         blockMapPath: final(written.blockMapPath))
 
             // Provenance next to the image, signed with the same key (DSSE over the in-toto statement).
             guard let run = try store.run(id: context.runID), let build = try store.build(id: buildID) else {
@@ -144,7 +157,15 @@ extension BuildRunner {
             let padding = context.padding
             try document.write(to: ProvenanceDocument.path(forImage: image), keyID: signature.keyFingerprint) { try key.sign($0, padding: padding) }
 
-            for file in [image, image + ".sha256", image + ".sig", ProvenanceDocument.path(forImage: image)] {
+            var published = [image + ".sha256", image + ".sig", written.blockMapPath, ProvenanceDocument.path(forImage: image)]
+            if let compressed = written.compressed { published += [compressed.path, compressed.path + ".sha256"] }
+            if output.keepRaw {
+                published.append(image)
+            } else {
+                // `keep_raw: false`: everything was made from the raw image; it is not published.
+                guard unlink(image) == 0 else { throw BuildFailure("cannot remove \(image) (output.keep_raw is false): \(String(cString: strerror(errno)))") }
+            }
+            for file in published {
                 try Self.restrict(file, group: context.outputGroup)
             }
             // A log that could not be written (a full state disk) fails the build: its record would be incomplete.

@@ -161,8 +161,8 @@ public struct BuildRunner: Sendable {
         var reuse: [String: Int64] = [:]
         let earlier = options.force ? [:] : (try? store.latestSuccessfulBuilds(plan.variants.map { ($0.variant.id, $0.inputsDigest) })) ?? [:]
         for planned in plan.variants {
-            if let previous = earlier[planned.variant.id],
-               let path = previous.artifactPath, let size = previous.artifactSize, Self.fileSize(path) == UInt64(size), let id = previous.id,
+            if let previous = earlier[planned.variant.id], let path = previous.artifactPath, let id = previous.id,
+               Self.hasOutputs(previous, asked: manifest.output),
                Self.latestIsOn(image: path, variant: planned.variant.id, dryRun: options.dryRun, events: events) {
                 results[planned.variant.id] = VariantResult(variant: planned.variant.id, status: .upToDate, image: path, sha256: previous.artifactSHA256, buildID: id)
                 reuse[planned.variant.id] = id
@@ -338,6 +338,22 @@ public struct BuildRunner: Sendable {
                 events(.note("removed \(folder)/\(name), left by an earlier run that did not finish"))
             }
         }
+    }
+
+    /// Whether a recorded build's files are what the manifest's `output` asks for, in place with
+    /// their recorded sizes: the raw image (unless `keep_raw` is false) and the compressed copy
+    /// (when `compress` is set, in the same format and level). A build made before compression
+    /// was asked for, or with another format or level, is built again (reproducibly: the same image).
+    static func hasOutputs(_ build: BuildRecord, asked output: OutputSpec) -> Bool {
+        if output.keepRaw {
+            guard let path = build.artifactPath, let size = build.artifactSize, fileSize(path) == UInt64(size) else { return false }
+        }
+        if let compression = output.compression {
+            guard build.compression == compression.description, let image = build.artifactPath, let path = build.compressedPath,
+                  path == compression.path(forImageAt: image),
+                  let size = build.compressedSize, fileSize(path) == UInt64(size) else { return false }
+        }
+        return true
     }
 
     static func fileSize(_ path: String) -> UInt64? {

@@ -6,7 +6,7 @@ import Darwin
 #endif
 
 /// How an image is compressed for distribution (`output.compress`).
-public struct CompressionSpec: Sendable, Equatable, Hashable {
+public struct CompressionSpec: Sendable, Hashable, CustomStringConvertible {
     public enum Format: String, Sendable, CaseIterable {
         case xz
         case zstd
@@ -25,6 +25,9 @@ public struct CompressionSpec: Sendable, Equatable, Hashable {
         self.format = format
         self.level = level ?? format.defaultLevel
     }
+
+    /// `xz 6`: how the record names it.
+    public var description: String { "\(format.rawValue) \(level)" }
 
     /// `<image>.xz` or `<image>.zst`.
     public func path(forImageAt image: String) -> String { image + "." + format.fileExtension }

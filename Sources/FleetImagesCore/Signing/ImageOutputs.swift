@@ -17,10 +17,19 @@ public enum ImageOutputs {
         public var compressed: Compressed?
     }
 
-    public struct Compressed: Sendable, Equatable {
+    public struct Compressed: Sendable, Hashable {
+        public var spec: CompressionSpec
         public var path: String
         public var size: UInt64
+        /// Lowercase hex.
         public var sha256: String
+
+        public init(spec: CompressionSpec, path: String, size: UInt64, sha256: String) {
+            self.spec = spec
+            self.path = path
+            self.size = size
+            self.sha256 = sha256
+        }
     }
 
     /// Reads the image at `path` once: hashes and signs it, maps its data blocks and, with
@@ -57,7 +66,7 @@ public enum ImageOutputs {
             SigningFiles.syncDirectory(of: final)
             try SigningFiles.writeAtomically(Array("\(compressedSHA256)  \(name).\(compression.format.fileExtension)\n".utf8),
                                              to: final + ".sha256", mode: 0o640)
-            compressed = Compressed(path: final, size: compressedSize, sha256: compressedSHA256)
+            compressed = Compressed(spec: compression, path: final, size: compressedSize, sha256: compressedSHA256)
         }
         try ImageSigning.writeSidecars(signature, forImageAt: path)
         let mapPath = blockMapPath(forImageAt: path)
