@@ -103,3 +103,55 @@ struct BlockMap: Equatable {
         }
     }
 }
+
+extension BlockMap {
+    /// Reads a `.bmap` (format 1.4 or 2.x with SHA-256 range checksums, as fleet-images and
+    /// `bmaptool create` write them), checking its `BmapFileChecksum`. The map is not trusted
+    /// beyond that: `flash` checks every range, and that every block outside them is zeros,
+    /// against the signed image before it writes.
+    static func read(_ path: String) throws(SigningError) -> BlockMap {
+        let bytes = try SigningFiles.readSmallFile(path, kind: "block map", limit: 64 << 20)
+        let text = String(decoding: bytes, as: UTF8.self)
+        func malformed(_ reason: String) -> SigningError { .sidecarMalformed(path: path, reason: reason) }
+        func element(_ name: String) -> String? {
+            guard let start = text.range(of: "<\(name)>"), let end = text.range(of: "</\(name)>", range: start.upperBound..<text.endIndex) else { return nil }
+            return text[start.upperBound..<end.lowerBound].trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        guard let versionRange = text.range(of: #"<bmap version="([0-9]+)\.([0-9]+)">"#, options: .regularExpression) else {
+            throw malformed("not a bmap file (no <bmap version=\"…\">)")
+        }
+        let version = text[versionRange].filter { $0.isNumber || $0 == "." }
+        guard version == "1.4" || version.hasPrefix("2.") else { throw malformed("bmap format \(version); only 1.4 and 2.x are read") }
+        guard element("ChecksumType") == "sha256", let checksum = element("BmapFileChecksum"), checksum.count == 64,
+              let sizeText = element("ImageSize"), let imageSize = UInt64(sizeText),
+              element("BlockSize") == String(Self.blockSize), let countText = element("BlocksCount"), let blocksCount = UInt64(countText),
+              let mappedText = element("MappedBlocksCount"), let mapped = UInt64(mappedText) else {
+            throw malformed("expected ImageSize, BlockSize 4096, BlocksCount, MappedBlocksCount, ChecksumType sha256 and BmapFileChecksum")
+        }
+        // The file's own checksum: over the file with its value written as 64 zeros (as bmaptool checks it).
+        guard let at = text.range(of: checksum) else { throw malformed("BmapFileChecksum not found") }
+        let zeroed = text.replacingCharacters(in: at, with: String(repeating: "0", count: 64))
+        guard Digest.sha256Hex(Array(zeroed.utf8)) == checksum.lowercased() else {
+            throw malformed("its BmapFileChecksum does not match its contents (changed or damaged)")
+        }
+        var ranges: [Range] = []
+        var search = text.startIndex..<text.endIndex
+        while let found = text.range(of: #"<Range chksum="([0-9a-f]{64})">\s*([0-9]+)(\s*-\s*([0-9]+))?\s*</Range>"#, options: .regularExpression, range: search) {
+            let line = String(text[found])
+            let digest = String(line.dropFirst("<Range chksum=\"".count).prefix(64))
+            let blocks = line[line.index(line.startIndex, offsetBy: "<Range chksum=\"".count + 66)...].prefix { $0 != "<" }
+            let parts = blocks.split(separator: "-").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard let first = UInt64(parts[0]), let last = UInt64(parts.count > 1 ? parts[1] : parts[0]), first <= last,
+                  last < blocksCount, ranges.last.map({ $0.last < first }) ?? true else {
+                throw malformed("bad range \(blocks.trimmingCharacters(in: .whitespaces))")
+            }
+            ranges.append(Range(first: first, last: last, sha256: digest))
+            search = found.upperBound..<text.endIndex
+        }
+        let map = BlockMap(imageSize: imageSize, ranges: ranges)
+        guard map.blocksCount == blocksCount, map.mappedBlocksCount == mapped else {
+            throw malformed("BlocksCount or MappedBlocksCount does not match ImageSize and the ranges")
+        }
+        return map
+    }
+}

@@ -93,7 +93,7 @@ public enum ImageSigning {
     }
 
     /// The lowercase hex digest from a sha256sum line (`<hex>  <name>` or `<hex> *<name>`).
-    private static func readDigestSidecar(_ path: String) throws(SigningError) -> String {
+    static func readDigestSidecar(_ path: String) throws(SigningError) -> String {
         let bytes = try readSidecar(path, kind: "sha256sum file")
         let text = String(decoding: bytes, as: UTF8.self)
         guard let line = text.split(separator: "\n", omittingEmptySubsequences: true).first else {

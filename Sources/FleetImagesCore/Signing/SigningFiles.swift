@@ -11,7 +11,7 @@ enum SigningFiles {
     static let smallFileLimit = 1 << 20
 
     /// Reads a whole small file (a key or certificate).
-    static func readSmallFile(_ path: String, kind: String = "PEM file") throws(SigningError) -> [UInt8] {
+    static func readSmallFile(_ path: String, kind: String = "PEM file", limit: Int = smallFileLimit) throws(SigningError) -> [UInt8] {
         let fd = try openForReading(path)
         defer { close(fd) }
         var result: [UInt8] = []
@@ -24,8 +24,8 @@ enum SigningFiles {
             }
             if count == 0 { break }
             result.append(contentsOf: chunk[0..<count])
-            if result.count > smallFileLimit {
-                throw .wrongContent(path: path, expected: "a \(kind) of at most 1 MiB", found: "a larger file")
+            if result.count > limit {
+                throw .wrongContent(path: path, expected: "a \(kind) of at most \(limit >> 20) MiB", found: "a larger file")
             }
         }
         return result
