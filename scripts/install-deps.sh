@@ -14,6 +14,7 @@ packages=(
   strace                      # fault tests kill a run at a chosen system call
   whois openssh-client        # mkpasswd and ssh-keygen: tests make login hashes and SSH keys and check fingerprints
   bmap-tools                  # tests write images with `bmaptool copy` from the .bmap fleet-images makes
+  chromium-headless-shell     # the report test opens <output>/index.html in headless Chromium (DOM and screenshot)
 )
 if [ "${FLEET_IMAGES_WITH_DOCKER:-0}" = 1 ]; then
   packages+=(docker.io busybox-static    # packer-docker tests: a real engine and a stand-in image

@@ -15,7 +15,7 @@ struct FleetImages: AsyncParsableCommand {
         69 a required tool or service is unavailable · 75 another run holds the lock · 130/143 interrupted.
         """,
         version: FleetImagesVersion.current,
-        subcommands: [Validate.self, Plan.self, Build.self, Ls.self, Runs.self, Show.self, Sign.self, Verify.self, Keygen.self, Prune.self, Merge.self, Publish.self, Flash.self]
+        subcommands: [Validate.self, Plan.self, Build.self, Ls.self, Runs.self, Show.self, Sign.self, Verify.self, Keygen.self, Prune.self, Merge.self, Publish.self, Flash.self, Report.self]
     )
 
     /// swift-argument-parser's `main`, except that a usage error exits 2 (the README's table), not

@@ -87,6 +87,28 @@ extension ProvenanceStore {
         }
     }
 
+    /// The claim certificate's `notAfter` recorded with each of `builds` (an up-to-date row's are
+    /// those of the build it reuses), in one read: the report asks it of every variant.
+    public func claimCertificateExpiries(_ builds: [BuildRecord]) throws -> [Int64: Date] {
+        guard !builds.isEmpty else { return [:] }
+        return try read("reading claim certificate expiries") { db in
+            let statement = try db.cachedStatement(sql: """
+                SELECT certNotAfter FROM buildInput WHERE buildID = ? AND role = ? AND certNotAfter IS NOT NULL ORDER BY id LIMIT 1
+                """)
+            var found: [Int64: Date] = [:]
+            for build in builds {
+                guard let id = build.id else { continue }
+                for candidate in [id, build.reusedBuildID].compactMap({ $0 }) {
+                    if let date = try Date.fetchOne(statement, arguments: [candidate, BuildInputRole.claimCertificate.rawValue]) {
+                        found[id] = date
+                        break
+                    }
+                }
+            }
+            return found
+        }
+    }
+
     /// The newest build of each variant (of the given variants, or of all), ordered by variant id.
     public func latestBuilds(variantIDs: [String]? = nil) throws -> [BuildRecord] {
         try builds(filter: BuildFilter(scope: .latestPerVariant, variantIDs: variantIDs))

@@ -287,6 +287,12 @@ public struct BuildRunner: Sendable {
         } catch {
             unrecorded.append("run \(runID): \(error)")
         }
+        // The page people look at, `<output>/index.html`, from the records as they now stand.
+        if FileManager.default.fileExists(atPath: outputDirectory) {
+            do { try RunReport.write(manifest: manifest, store: store) } catch {
+                events(.note("warning: the run report \(outputDirectory)/\(RunReport.fileName) was not written: \(error)"))
+            }
+        }
         if !unrecorded.isEmpty {
             // Never ignored: the records are incomplete, so the run is not a success (exit 1).
             for problem in unrecorded { events(.note("error: cannot record \(Self.oneLine(problem))")) }
