@@ -148,10 +148,19 @@ public struct ImagerRepository: Sendable {
         return formatter.string(from: date)
     }
 
-    static func percentEncoded(_ path: String) -> String {
+    /// What may stand unencoded in a URL path segment list (no `?`, `#`, sub-delimiters).
+    private static let pathAllowed: CharacterSet = {
         var allowed = CharacterSet.urlPathAllowed
         allowed.remove(charactersIn: "?#[]@!$&'()*+,;=")
-        return path.addingPercentEncoding(withAllowedCharacters: allowed) ?? path
+        return allowed
+    }()
+
+    static func percentEncoded(_ path: String) -> String {
+        // Output paths are variant ids, stamps and digests: letters, digits, `-._~/` need no encoding.
+        let plain = path.utf8.allSatisfy { byte in
+            (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte) || byte == 0x2D || byte == 0x2E || byte == 0x5F || byte == 0x7E || byte == 0x2F
+        }
+        return plain ? path : path.addingPercentEncoding(withAllowedCharacters: pathAllowed) ?? path
     }
 }
 
