@@ -72,6 +72,12 @@ extension FleetImages {
                 try location.protectDatabase(group: manifest.output.group.flatMap { getgrnam($0)?.pointee.gr_gid })
                 let store = try ProvenanceStore.open(at: location.databasePath, checkIntegrity: true)
                 results = try store.merge(shards, into: target)
+                // Where the images were brought together, the report page shows the whole fleet now.
+                if FileManager.default.fileExists(atPath: target.outputDirectory) {
+                    do { try RunReport.write(manifest: manifest, store: store) } catch {
+                        Output.error("warning: the run report \(target.outputDirectory)/\(RunReport.fileName) was not written: \(error)")
+                    }
+                }
                 try store.close()
             } catch let refusal as MergeRefusal {
                 Output.error("error: \(refusal)")

@@ -166,6 +166,9 @@ extension CLITests {
             #expect(Set(runs.compactMap { $0["merged_from"] as? String }) == Set(hosts.map(\.state)))
             #expect(runs.allSatisfy { $0["status"] as? String == "succeeded" && $0["fleet"] as? String == "demo" }, "\(runs)")
             #expect(Set(runs.compactMap { $0["run_id"] as? Int }).count == 3, "run ids unique after the merge")
+            // The hub's report page shows the whole fleet, each variant from the shard that built it.
+            let page = (try? String(contentsOfFile: hub.output + "/index.html", encoding: .utf8)) ?? ""
+            #expect(builds.keys.allSatisfy { page.contains("id=\"variant-\($0)\" data-status=\"succeeded\"") }, "merge left no whole-fleet report")
 
             // Each image verifies with its own host's public key, not with another host's.
             if let (variant, host) = builtBy.min(by: { $0.key < $1.key }), let image = (builds[variant]?["artifact"] as? [String: Any])?["path"] as? String {
@@ -240,8 +243,9 @@ extension CLITests {
             let outcome = try host.cli(["build", "--shard", empty, "--json"])
             #expect(outcome.exited && outcome.status == 0, "\(outcome)")
             #expect(statuses(try parseJSON(outcome.stdout)).isEmpty)
+            // No image; only the report page of this state's records.
             let placed = ((try? FileManager.default.contentsOfDirectory(atPath: host.output)) ?? []).filter { !$0.hasPrefix(".") }
-            #expect(placed.isEmpty, "an empty shard placed \(placed)")
+            #expect(placed == ["index.html"], "an empty shard placed \(placed)")
             let runs = try host.json(["runs"])["runs"] as? [[String: Any]] ?? []
             #expect(runs.count == 1 && runs.first?["shard"] as? String == empty && runs.first?["status"] as? String == "succeeded", "\(runs)")
             #expect((runs.first?["counts"] as? [String: Any])?["planned"] as? Int == 0, "\(runs)")

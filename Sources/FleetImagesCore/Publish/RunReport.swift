@@ -29,7 +29,7 @@ public enum RunReport {
             var expiry = "<td>-</td>"
             if let id = image?.id, let notAfter = expiries[id] {
                 let left = notAfter.timeIntervalSince(now)
-                let days = Int((left / 86_400).rounded(.down))
+                let days = ManifestChecker.calendarDays(from: now, to: notAfter)  // as `validate` counts them
                 let label = left < 0 ? "expired \(day(notAfter))" : "\(day(notAfter)) (\(days) day\(days == 1 ? "" : "s"))"
                 expiry = "<td class=\"\(left < expiryWarning ? "expiring" : "valid")\" data-not-after=\"\(iso(notAfter))\">\(escape(label))</td>"
             }
