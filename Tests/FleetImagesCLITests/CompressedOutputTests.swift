@@ -86,6 +86,23 @@ extension CLITests {
             for variant in Self.variants {
                 #expect(latestFiles(fleet, variant) == [".img", ".img.bmap", ".img.intoto.json", ".img.sha256", ".img.sig"].map { variant + $0 })
             }
+
+            // prune finds the image folders that hold only a compressed copy, too.
+            let folders = { (variant: String) in OutputCheck.entries(fleet.output, variant) }
+            #expect(Self.variants.allSatisfy { folders($0).count == 3 }, "\(Self.variants.map(folders))")
+            let pruned = try fleet.cli(["prune", "--keep", "1"])
+            #expect(pruned.status == 0, "\(pruned)")
+            for variant in Self.variants {
+                let left = folders(variant)
+                #expect(left.count == 1 && FileManager.default.fileExists(atPath: fleet.output + "/\(variant)/\(left.first ?? "?")/\(variant).img"), "\(variant): \(left)")
+            }
+            let statuses = try fleet.json(["ls", "--all"])["builds"] as? [[String: Any]] ?? []
+            // Per variant: the first build, the up-to-date run that pointed at its image, and the
+            // rebuild at level 6 lost their images; the last build keeps its own.
+            for variant in Self.variants {
+                let rows = statuses.filter { $0["variant"] as? String == variant }.compactMap { $0["status"] as? String }
+                #expect(rows.filter { $0 == "pruned" }.count == 3 && rows.count == 4, "\(variant): \(rows)")
+            }
         }
 
         /// Issue 14.3: `publish` writes the Raspberry Pi Imager list of what was built: absolute

@@ -42,14 +42,18 @@ public struct Pruner: Sendable {
         for variant in ((try? fm.contentsOfDirectory(atPath: output)) ?? []).sorted() where !variant.hasPrefix(".") {
             let variantFolder = output + "/" + variant
             let latest = (try? fm.destinationOfSymbolicLink(atPath: variantFolder + "/latest")).map { ($0 as NSString).lastPathComponent }
-            // Folder names start with the UTC build time, so name order is age order.
+            // Folder names start with the UTC build time, so name order is age order. An image folder
+            // holds the raw image or, with `output.keep_raw: false`, only its compressed copy.
+            func imageFile(_ folder: String) -> String? {
+                [".img", ".img.xz", ".img.zst"].map { variantFolder + "/" + folder + "/" + variant + $0 }.first { fm.fileExists(atPath: $0) }
+            }
             let folders = ((try? fm.contentsOfDirectory(atPath: variantFolder)) ?? [])
-                .filter { !$0.hasPrefix(".") && $0 != "latest" && fm.fileExists(atPath: variantFolder + "/" + $0 + "/" + variant + ".img") }
+                .filter { !$0.hasPrefix(".") && $0 != "latest" && imageFile($0) != nil }
                 .sorted(by: >)
             for (index, folder) in folders.enumerated() where index >= keep && folder != latest {
                 let path = variantFolder + "/" + folder
                 if let olderThanSeconds {
-                    let modified = (try? fm.attributesOfItem(atPath: path + "/" + variant + ".img")[.modificationDate] as? Date) ?? now
+                    let modified = imageFile(folder).flatMap { (try? fm.attributesOfItem(atPath: $0)[.modificationDate]) as? Date } ?? now
                     if now.timeIntervalSince(modified) < TimeInterval(olderThanSeconds) { continue }
                 }
                 let bytes = (try? fm.contentsOfDirectory(atPath: path))?.reduce(UInt64(0)) { total, name in
