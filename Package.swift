@@ -24,10 +24,14 @@ let package = Package(
             name: "CCompression",
             providers: [.apt(["liblzma-dev", "libzstd-dev"])]
         ),
+        // OpenSSL's typed key decoders, which Swift cannot call without deprecation warnings
+        // everywhere: the fast path of the claim-key check (Sources/CKeyCheck/key_check.c).
+        .target(name: "CKeyCheck", dependencies: ["COpenSSL"]),
         .target(
             name: "FleetImagesCore",
             dependencies: [
                 "COpenSSL",
+                "CKeyCheck",
                 "CCompression",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Subprocess", package: "swift-subprocess"),

@@ -1,5 +1,6 @@
 import Foundation
 internal import COpenSSL
+internal import CKeyCheck
 
 /// What fleet-images needs to know about an X.509 certificate (a device's claim certificate):
 /// identity, validity and the key it certifies. A plain value: the OpenSSL object is released once read.
@@ -73,6 +74,7 @@ public struct CertificateInfo: Sendable, Equatable {
     /// Any private key type OpenSSL reads is accepted here: claim keys are not subject to the signing-key policy.
     public func matches(privateKeyAt path: String, passphrase: Secret?) throws(SigningError) -> Bool {
         let bytes = try SigningFiles.readSmallFile(path)
+        if let typed = Self.typedMatch(privateKeyPEM: bytes, publicKeyDER: publicKeyDER) { return typed }
         let privateKey = try PEMKeyDecoder.privateKey(bytes, path: path, passphrase: passphrase)
         defer { EVP_PKEY_free(privateKey) }
         // Fast path: the key's public half encodes to the very bytes in the certificate. Only when
@@ -85,6 +87,22 @@ public struct CertificateInfo: Sendable, Equatable {
         let result = EVP_PKEY_eq(certified, privateKey)
         OpenSSLErrorQueue.clear()  // different key types queue an error; the answer is just "no"
         return result == 1
+    }
+
+    /// The answer of OpenSSL's typed decoders for an unencrypted RSA or named-curve EC key (about
+    /// 25 µs instead of 400 for the generic decoder), or nil for any other key: the general path
+    /// then decodes it and says what is wrong with it.
+    static func typedMatch(privateKeyPEM: [UInt8], publicKeyDER: [UInt8]) -> Bool? {
+        let result = privateKeyPEM.withUnsafeBufferPointer { pem in
+            publicKeyDER.withUnsafeBufferPointer { spki in
+                fleet_private_key_matches_spki(pem.baseAddress, pem.count, spki.baseAddress, spki.count)
+            }
+        }
+        switch result {
+        case 1: return true
+        case 0: return false
+        default: return nil
+        }
     }
 
     private static func rfc2253(_ name: OpaquePointer?, path: String) throws(SigningError) -> String {
