@@ -82,6 +82,9 @@ import Testing
         let decompressed = try runTool("sh", ["-c", "xz -dc '\(Self.demoBase)' | sha256sum"]).prefix(64)
         #expect(try runTool("sha256sum", [cache + "/" + cached]).prefix(64) == decompressed)
         #expect((try FileManager.default.attributesOfItem(atPath: cache + "/" + cached)[.posixPermissions] as? NSNumber)?.uint16Value == 0o444)
+        // Sparse: the 320 MiB image has a few hundred KiB of data, and only those are on disk.
+        var info = stat()
+        #expect(stat(cache + "/" + cached, &info) == 0 && info.st_blocks * 512 < 4 << 20, "allocated \(info.st_blocks * 512) bytes")
     }
 
     /// The same inputs give the same bytes: rebuilding with --force reproduces the image exactly.

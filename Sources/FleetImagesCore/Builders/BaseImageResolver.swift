@@ -3,8 +3,8 @@ import Subprocess
 
 /// Resolves the manifest's base image once per run: verifies the file named by `source` against
 /// the manifest's SHA-256 before any use, and decompresses it (`.xz`, `.gz`, `.zst`, `.zip` with
-/// one image inside) into a cache keyed by that digest, with holes punched back in so every
-/// variant's copy stays sparse. The cached image is read-only and never modified.
+/// one image inside) into a cache keyed by that digest, sparse (zeros left as holes, or punched
+/// back in after `gzip`/`unzip`) so every variant's copy stays sparse. The cached image is read-only and never modified.
 public struct BaseImageResolver: Sendable {
     public var manifest: Manifest
     public var cacheDirectory: String
@@ -93,10 +93,27 @@ public struct BaseImageResolver: Sendable {
 
     func decompress(_ archive: String, to output: String, name: String) async throws {
         let lower = archive.lowercased()
+        // xz and zstd in-process (liblzma, libzstd): the zeros of the image are never written,
+        // and a cancelled run stops between chunks.
+        if let format = CompressionSpec.Format.allCases.first(where: { lower.hasSuffix("." + $0.fileExtension) }) {
+            let fd = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw BuildFailure("cannot create \(output): \(String(cString: strerror(errno)))") }
+            defer { close(fd) }
+            do {
+                try ImageDecompressor.expand(archive, format: format, into: fd, shown: output)
+            } catch .cancelled {
+                throw CancellationError()
+            } catch .compressionFailed(_, let reason) {
+                throw BuildFailure("\(name) is not a valid \(format == .xz ? "xz" : "zstd") archive: \(reason)")
+            } catch {
+                throw BuildFailure("decompressing \(name): \(error)")
+            }
+            // Every variant is built from this copy: it is on disk before it is placed in the cache.
+            guard fsync(fd) == 0 else { throw BuildFailure("cannot write \(output): \(String(cString: strerror(errno)))") }
+            return
+        }
         let command: (String, [String])?
-        if lower.hasSuffix(".xz") { command = ("xz", ["-dc", archive]) }
-        else if lower.hasSuffix(".gz") { command = ("gzip", ["-dc", archive]) }
-        else if lower.hasSuffix(".zst") { command = ("zstd", ["-dc", "-q", archive]) }
+        if lower.hasSuffix(".gz") { command = ("gzip", ["-dc", archive]) }
         else if lower.hasSuffix(".zip") { command = ("unzip", ["-p", archive, try await zipMember(archive, name: name)]) }
         else { command = nil }
         guard let (tool, arguments) = command else {

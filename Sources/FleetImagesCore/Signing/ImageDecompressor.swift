@@ -16,6 +16,47 @@ enum ImageDecompressor {
         CompressionSpec.Format.allCases.first { path.hasSuffix("." + $0.fileExtension) }
     }
 
+    /// Decompresses `path` into `fd` (an empty file open for writing) without writing its zeros:
+    /// every all-zero 4 KiB block of the image stays a hole, so the copy is as sparse as the
+    /// image's data (a decompressor's output written as it comes fills every hole, and punching
+    /// them back reads it all once more). Sets the file's length to the image's; returns it.
+    @discardableResult
+    static func expand(_ path: String, format: CompressionSpec.Format, into fd: Int32, shown output: String) throws(SigningError) -> UInt64 {
+        let block = 4096
+        let zeros = [UInt8](repeating: 0, count: block)
+        var offset: UInt64 = 0
+        func write(_ bytes: UnsafeRawBufferPointer, at position: UInt64) throws(SigningError) {
+            var done = 0
+            while done < bytes.count {
+                let count = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(position) + off_t(done))
+                if count < 0 && errno == EINTR { continue }
+                if count < 0 { throw .writeFailed(path: output, errno: errno) }
+                done += count
+            }
+        }
+        let total = try read(path, format: format) { (chunk: UnsafeRawBufferPointer) throws(SigningError) in
+            // Pieces end at the image's 4 KiB boundaries; runs of pieces with data are written at
+            // once, pieces of zeros are skipped (a hole reads as zeros).
+            var start = 0, run: Int?
+            while start < chunk.count {
+                let absolute = offset + UInt64(start)
+                let end = min(chunk.count, start + block - Int(absolute % UInt64(block)))
+                let isZero = zeros.withUnsafeBytes { memcmp(chunk.baseAddress! + start, $0.baseAddress!, end - start) == 0 }
+                if isZero, let from = run {
+                    try write(UnsafeRawBufferPointer(rebasing: chunk[from..<start]), at: offset + UInt64(from))
+                    run = nil
+                } else if !isZero, run == nil {
+                    run = start
+                }
+                start = end
+            }
+            if let from = run { try write(UnsafeRawBufferPointer(rebasing: chunk[from...]), at: offset + UInt64(from)) }
+            offset += UInt64(chunk.count)
+        }
+        guard ftruncate(fd, off_t(total)) == 0 else { throw .writeFailed(path: output, errno: errno) }
+        return total
+    }
+
     /// Calls `body` with consecutive chunks of the decompressed stream; returns its length. Checks
     /// for cancellation between chunks. A truncated or corrupt file throws ``SigningError/compressionFailed(path:reason:)``.
     @discardableResult
