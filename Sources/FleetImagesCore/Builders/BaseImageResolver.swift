@@ -81,7 +81,7 @@ public struct BaseImageResolver: Sendable {
         log("downloading \(url)")
         let partial = final + ".part"
         let result = try await Subprocess.run(
-            .name("curl"), arguments: ["--fail", "--location", "--silent", "--show-error", "--continue-at", "-", "--output", partial, url],
+            ToolAvailability.executable(named: "curl"), arguments: ["--fail", "--location", "--silent", "--show-error", "--continue-at", "-", "--output", partial, url],
             output: .discarded, error: .string(limit: 64 * 1024))
         try Task.checkCancellation()
         guard result.terminationStatus.isSuccess else {
@@ -126,7 +126,7 @@ public struct BaseImageResolver: Sendable {
         let fd = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw BuildFailure("cannot create \(output): \(String(cString: strerror(errno)))") }
         let result = try await Subprocess.run(
-            .name(tool), arguments: Arguments(arguments),
+            ToolAvailability.executable(named: tool), arguments: Arguments(arguments),
             output: .fileDescriptor(.init(rawValue: fd), closeAfterSpawningProcess: true),
             error: .string(limit: 64 * 1024))
         try Task.checkCancellation()
@@ -135,12 +135,12 @@ public struct BaseImageResolver: Sendable {
         }
         // Decompressors write zeros as data; punch them back into holes so per-variant copies stay cheap.
         if ToolAvailability.path(named: "fallocate") != nil {
-            _ = try? await Subprocess.run(.name("fallocate"), arguments: ["--dig-holes", output], output: .discarded, error: .discarded)
+            _ = try? await Subprocess.run(ToolAvailability.executable(named: "fallocate"), arguments: ["--dig-holes", output], output: .discarded, error: .discarded)
         }
     }
 
     func zipMember(_ archive: String, name: String) async throws -> String {
-        let result = try await Subprocess.run(.name("unzip"), arguments: ["-Z1", archive], output: .string(limit: 1 << 20), error: .discarded)
+        let result = try await Subprocess.run(ToolAvailability.executable(named: "unzip"), arguments: ["-Z1", archive], output: .string(limit: 1 << 20), error: .discarded)
         let members = result.standardOutput.split(separator: "\n").map(String.init).filter { $0.lowercased().hasSuffix(".img") }
         guard members.count == 1 else {
             throw BuildFailure("\(name) holds \(members.count) .img files; it must hold exactly one")

@@ -1,5 +1,6 @@
 import Foundation
 import Subprocess
+import SystemPackage
 
 /// The `docker` command line, the only way fleet-images talks to Docker: the operator's own
 /// client configuration (`DOCKER_HOST`, contexts, `~/.docker/config.json` credentials) applies
@@ -11,7 +12,7 @@ public struct DockerCLI: Sendable {
         public var succeeded: Bool { status == 0 }
     }
 
-    /// Absolute path of the client found on `PATH` (runs go through `PATH` lookup of `docker`, the same one).
+    /// Absolute path of the client found on `PATH`; every run executes this file.
     public var executable: String
     /// Variables set for the client on top of the inherited environment (`DOCKER_HOST`, …).
     public var environment: [String: String]
@@ -42,7 +43,7 @@ public struct DockerCLI: Sendable {
         let result: ExecutionResult<Void, BytesOutput, CombinedErrorOutput>
         do {
             result = try await Subprocess.run(
-                .name("docker"),
+                .path(FilePath(executable)),
                 arguments: Arguments(arguments),
                 environment: processEnvironment,
                 platformOptions: options,
@@ -70,7 +71,7 @@ public struct DockerCLI: Sendable {
         var options = PlatformOptions()
         options.teardownSequence = []
         let result = try await Subprocess.run(
-            .name("docker"),
+            .path(FilePath(executable)),
             arguments: Arguments(arguments),
             environment: processEnvironment,
             platformOptions: options,

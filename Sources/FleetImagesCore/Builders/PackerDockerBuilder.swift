@@ -305,7 +305,7 @@ public struct PackerDockerBuilder: ImageBuilder {
     /// As root: `losetup -j IMAGE`, then `losetup -d` each. Returns the devices detached.
     static func detachOnHost(image: String) async -> [String] {
         func run(_ arguments: [String]) async -> (Int32?, String) {
-            let result = try? await Subprocess.run(.name("losetup"), arguments: Arguments(arguments), input: .none,
+            let result = try? await Subprocess.run(ToolAvailability.executable(named: "losetup"), arguments: Arguments(arguments), input: .none,
                                                    output: .string(limit: 1 << 16), error: .combinedWithOutput)
             guard let result else { return (nil, "") }
             if case .exited(let code) = result.terminationStatus { return (code, result.standardOutput) }

@@ -46,7 +46,7 @@ enum DiskImageProcess {
         let result: ExecutionResult<Void, BytesOutput, CombinedErrorOutput>
         do {
             result = try await Subprocess.run(
-                .name(tool.rawValue),
+                ToolAvailability.executable(tool),
                 arguments: Arguments(arguments),
                 environment: .inherit.updating(variables),
                 platformOptions: options,
