@@ -58,4 +58,24 @@ struct DiskImageSparseCopyTests {
         }
         #expect(!FileManager.default.fileExists(atPath: destination))
     }
+
+    /// A partition handed to fsck.fat: bytes 1 MiB..<63 MiB of the source, exactly, with its holes,
+    /// and only its data read (a hole read is a zeroed page cache page each).
+    @Test("a range is extracted exactly, reading only its data")
+    func extractsARangeReadingOnlyData() throws {
+        let directory = try DiskImageTestDirectory.make()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let source = try makeSparseSource(in: directory)
+        let destination = directory + "/partition.img"
+        let before = try SigningImageTests.bytesReadByThisProcess()
+        try SparseCopy.extract((1 << 20)..<(63 << 20), of: source, to: destination)
+        let read = try SigningImageTests.bytesReadByThisProcess() - before
+        // 2.2 MiB of data lie in the range (the 4 KiB block at the end does not).
+        #expect(read < 4 << 20, "\(read) bytes read to extract 62 MiB holding 2.2 MiB of data")
+        #expect(try FileManager.default.attributesOfItem(atPath: destination)[.size] as? UInt64 == 62 << 20)
+        let expected = directory + "/expected.img"
+        try DiskImageShell.run(["dd", "if=\(source)", "of=\(expected)", "bs=1M", "skip=1", "count=62", "status=none"])
+        try DiskImageShell.run(["cmp", expected, destination])
+        #expect(try DiskImageShell.allocatedBytes(destination) < 4 << 20)
+    }
 }

@@ -135,8 +135,24 @@ public enum SparseCopy {
         guard output >= 0 else { throw .io(path: destination, operation: "create (exclusively)", errno: errno) }
         defer { close(output) }
         let start = off_t(range.lowerBound), end = off_t(range.upperBound)
-        try copyReadWrite(from: input, to: output, range: start..<end, source: source, destination: destination,
-                          shift: start)
+        // Only the data extents are read: reading a hole makes the kernel fill the page cache with
+        // zeroed pages (a 256 MiB boot partition with 4 MiB of files cost 0.1 s of system time per
+        // variant, a third of a 60-site run's CPU).
+        var position = start
+        while position < end {
+            let dataStart = lseek(input, position, SparseSeek.data)
+            if dataStart < 0 {
+                if errno == ENXIO { break }  // only a hole remains
+                // No extent map here: read the rest (zero blocks still become holes).
+                try copyReadWrite(from: input, to: output, range: position..<end, source: source, destination: destination, shift: start)
+                break
+            }
+            if dataStart >= end { break }
+            let dataEnd = min(lseek(input, dataStart, SparseSeek.hole), end)
+            guard dataEnd > dataStart else { throw .io(path: source, operation: "seek to hole", errno: errno) }
+            try copyReadWrite(from: input, to: output, range: dataStart..<dataEnd, source: source, destination: destination, shift: start)
+            position = dataEnd
+        }
         guard ftruncate(output, end - start) == 0 else {
             throw .io(path: destination, operation: "set size", errno: errno)
         }
