@@ -136,8 +136,8 @@ public enum SparseCopy {
         defer { close(output) }
         let start = off_t(range.lowerBound), end = off_t(range.upperBound)
         // Only the data extents are read: reading a hole makes the kernel fill the page cache with
-        // zeroed pages (a 256 MiB boot partition with 4 MiB of files cost 0.1 s of system time per
-        // variant, a third of a 60-site run's CPU).
+        // zeroed pages (the demo's 128 MiB boot partition cost about 0.13 s of system time per
+        // variant that way, a third of a 60-site run's CPU).
         var position = start
         while position < end {
             let dataStart = lseek(input, position, SparseSeek.data)
