@@ -9,7 +9,7 @@ packages=(
   liblzma-dev libzstd-dev     # output.compress: .img.xz and .img.zst written in the signing pass
   e2fsprogs mtools            # the inject builder writes ext4 with debugfs and FAT with mtools
   dosfstools fdisk            # tests make and check real images (mkfs.vfat, fsck.fat, sfdisk)
-  xz-utils zstd gzip unzip zip  # compressed base images (zip: the tests make a .zip base)
+  xz-utils zstd gzip unzip zip  # .gz and .zip base images; xz and zstd for the tests (.xz and .zst bases are read in-process; zip: the tests make a .zip base)
   python3                     # the JSON Schema test
   strace                      # fault tests kill a run at a chosen system call
   whois openssh-client        # mkpasswd and ssh-keygen: tests make login hashes and SSH keys and check fingerprints
